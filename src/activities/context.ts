@@ -1,0 +1,28 @@
+// Activity-context helpers that also work when an activity function is called directly
+// (benchmarks, scripts): outside a Temporal activity they fall back to plain behaviour.
+import { Context } from '@temporalio/activity';
+
+function current(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
+export function activityHeartbeat(details?: unknown): void {
+  current()?.heartbeat(details);
+}
+
+export function activitySleep(ms: number): Promise<void> {
+  const ctx = current();
+  return ctx ? ctx.sleep(ms) : new Promise((r) => setTimeout(r, ms));
+}
+
+export function activityAttempt(): number {
+  return current()?.info.attempt ?? 1;
+}
+
+export function lastHeartbeatDetails<T>(): T | undefined {
+  return current()?.info.heartbeatDetails as T | undefined;
+}

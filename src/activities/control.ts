@@ -1,0 +1,126 @@
+// Activities of the control queue (selfheal-control): configuration lookups, the audit log and
+// metrics, escalation delivery, and Prometheus checks. They run beside the workflow worker.
+import { log } from '@temporalio/activity';
+import { findService, type Config, type ManagerKind } from '../config/config';
+import type { SelfhealMetrics } from '../metrics/metrics';
+import type { Policy } from '../policy/policy';
+import { AuditLog, type AuditRecord } from './audit';
+import { activityHeartbeat, activitySleep } from './context';
+import { deliverEscalation, type DeliveryResult, type EscalationPayload } from './escalation';
+import { firingAlertsQuery, PrometheusClient } from './prometheus';
+
+export interface ControlActivityDeps {
+  config: Config;
+  metrics?: SelfhealMetrics;
+  audit?: AuditLog;
+  prometheus?: PrometheusClient | null;
+  /** Poll interval of waitForAlertClear. */
+  pollIntervalMs?: number;
+}
+
+export type ResolvedService =
+  { configured: true; unit: string; manager: ManagerKind; policy: Policy } | { configured: false; reason: string };
+
+export interface AlertCheck {
+  host: string;
+  service: string;
+  alertnames: string[];
+}
+
+export function createControlActivities(deps: ControlActivityDeps) {
+  const { config, metrics } = deps;
+  const auditLog = deps.audit ?? new AuditLog(config.audit.file);
+  const prometheus =
+    deps.prometheus !== undefined
+      ? deps.prometheus
+      : config.prometheus.url
+        ? new PrometheusClient(config.prometheus.url, config.prometheus.timeoutMs)
+        : null;
+  const pollMs = deps.pollIntervalMs ?? 5_000;
+
+  const queryFor = (c: AlertCheck) =>
+    firingAlertsQuery({
+      host: c.host,
+      service: c.service,
+      alertnames: c.alertnames,
+      ignoreAlertnames: config.alerts.ignoreAlertnames,
+      serviceLabel: config.alerts.serviceLabel,
+      hostLabel: config.alerts.hostLabel,
+    });
+
+  return {
+    /** The current policy, unit and manager of a service, read at the start of each incident. */
+    async resolveService(ref: { host: string; service: string }): Promise<ResolvedService> {
+      const svc = findService(config, ref.host, ref.service);
+      if (!svc) return { configured: false, reason: `${ref.service} on ${ref.host} is not in ${config.source}` };
+      return { configured: true, unit: svc.unit, manager: svc.manager, policy: svc.policy };
+    },
+
+    /** Appends one decision to the audit log and counts it in the metrics. */
+    async audit(record: AuditRecord): Promise<void> {
+      await auditLog.append(record);
+      if (!metrics) return;
+      metrics.auditEvents.inc({ event: record.event });
+      if (record.event === 'attempt-finished' && record.restarted && record.result) {
+        metrics.restarts.inc({ host: record.host, service: record.service, result: record.result });
+      }
+      if (record.event === 'escalated' && record.escalation) {
+        metrics.escalations.inc({ host: record.host, service: record.service, reason: record.escalation });
+      }
+    },
+
+    /** Delivers an escalation to every webhook; throws (and is retried) until all have taken it. */
+    async escalate(payload: EscalationPayload): Promise<DeliveryResult> {
+      const withLink: EscalationPayload = config.temporal.uiUrl
+        ? {
+            ...payload,
+            temporalUi: `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(payload.workflowId)}`,
+          }
+        : payload;
+      if (config.escalation.webhooks.length === 0) {
+        log.warn('escalation has nowhere to go: no escalation.webhooks configured', {
+          id: payload.id,
+          event: payload.event,
+        });
+        return { delivered: [] };
+      }
+      return deliverEscalation(config.escalation.webhooks, withLink, () =>
+        metrics?.escalationDeliveryFailures.inc({ event: payload.event }),
+      );
+    },
+
+    /** Whether Prometheus still reports the incident's alert as firing; null when it cannot tell. */
+    async alertStillFiring(check: AlertCheck): Promise<boolean | null> {
+      if (!prometheus) return null;
+      try {
+        return (await prometheus.query(queryFor(check))).length > 0;
+      } catch (err) {
+        log.warn('cannot ask Prometheus whether the alert still fires; relying on Alertmanager', {
+          error: (err as Error).message,
+        });
+        return null;
+      }
+    },
+
+    /** Verification by Prometheus: waits until the incident's alert no longer fires. */
+    async waitForAlertClear(check: AlertCheck & { timeoutMs: number }): Promise<{ cleared: boolean; detail: string }> {
+      if (!prometheus) return { cleared: true, detail: 'no prometheus.url configured; skipped' };
+      const deadline = Date.now() + check.timeoutMs;
+      let last: string;
+      for (;;) {
+        try {
+          const firing = await prometheus.query(queryFor(check));
+          if (firing.length === 0) return { cleared: true, detail: 'alert cleared in Prometheus' };
+          last = `still firing: ${firing.map((f) => f.metric.alertname).join(', ')}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        if (Date.now() >= deadline) return { cleared: false, detail: last };
+        activityHeartbeat(last);
+        await activitySleep(Math.min(pollMs, Math.max(1, deadline - Date.now())));
+      }
+    },
+  };
+}
+
+export type ControlActivities = ReturnType<typeof createControlActivities>;

@@ -1,0 +1,93 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { deliverPlan, planAlerts } from '../../temporal/alert-intake';
+import { isUnavailable } from '../../temporal/actions';
+import type { AppDeps } from '../app';
+import { requireToken } from '../auth';
+import { ErrorSchema } from '../schemas/common';
+import { WebhookResponseSchema, WebhookSchema } from '../schemas/webhook';
+
+export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const { config, metrics } = deps;
+
+  app.addHook('onResponse', async (_request, reply) => {
+    metrics.webhookRequests.inc({ code: String(reply.statusCode) });
+  });
+
+  app.post(
+    '/selfheal/trigger',
+    {
+      // Checked before the body is read: a wrong token never costs a parse.
+      onRequest: requireToken(() => [config.api.token], config.api.insecure, 'Alertmanager webhook token'),
+      schema: {
+        body: WebhookSchema,
+        response: { 200: WebhookResponseSchema, 503: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      for (const a of body.alerts) metrics.alertsReceived.inc({ status: a.status });
+      const plan = planAlerts(config, body.alerts);
+      for (const x of [...plan.ignored, ...plan.rejected]) metrics.alertsIgnored.inc({ reason: x.kind });
+      if (plan.ignored.length || plan.rejected.length) {
+        request.log.warn(
+          {
+            ignored: plan.ignored.length,
+            rejected: plan.rejected.length,
+            examples: [...plan.rejected, ...plan.ignored]
+              .slice(0, 5)
+              .map((x) => `${x.service ?? '?'}@${x.host ?? '?'}: ${x.reason}`),
+          },
+          'alerts not acted on',
+        );
+        await deps.audit
+          ?.append({
+            time: new Date().toISOString(),
+            host: '-',
+            service: '-',
+            workflowId: '-',
+            event: 'alerts-not-acted-on',
+            decision: 'ignore',
+            reason: `${plan.ignored.length} ignored, ${plan.rejected.length} rejected`,
+            detail: JSON.stringify(
+              [...plan.rejected, ...plan.ignored].slice(0, 20).map(({ kind: _k, ...rest }) => rest),
+            ),
+          })
+          .catch((err: Error) => request.log.error({ err: err.message }, 'audit log write failed'));
+      }
+      try {
+        const delivered = await deps.client.connection.withDeadline(Date.now() + config.api.temporalTimeoutMs, () =>
+          deliverPlan(deps.client, config, plan.signals, { source: 'alertmanager' }),
+        );
+        return {
+          status: 'ok' as const,
+          received: body.alerts.length,
+          accepted: delivered.map((d) => ({
+            host: d.host,
+            service: d.service,
+            status: d.status,
+            alertnames: d.alertnames,
+            workflowId: d.workflowId,
+            ...(d.note ? { note: d.note } : {}),
+          })),
+          ignored: plan.ignored.map(({ kind: _k, ...rest }) => rest),
+          rejected: plan.rejected.map(({ kind: _k, ...rest }) => rest),
+        };
+      } catch (err) {
+        request.log.error(
+          { err: (err as Error).message, signals: plan.signals.length },
+          'Temporal did not accept the alerts',
+        );
+        return reply
+          .code(503)
+          .header('retry-after', '10')
+          .send({
+            error: 'Service Unavailable',
+            message: isUnavailable(err)
+              ? 'Temporal is unreachable; nothing was lost, retry later'
+              : `Temporal did not accept every signal (${(err as Error).message}); retry later`,
+            retryable: true,
+          });
+      }
+    },
+  );
+};

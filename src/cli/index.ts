@@ -1,0 +1,348 @@
+// The `selfheal` command line.
+import { Client, Connection } from '@temporalio/client';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
+import { parseDuration } from '../policy/duration';
+import { ActionError, ServiceActions, isUnavailable } from '../temporal/actions';
+import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
+import { DevServer } from '../temporal/dev-server';
+import { stateDetails, statusTable } from './output';
+import { pollOnce } from './poll';
+import { privilegesSnippet, type PrivilegeFormat } from './privileges';
+import { resolveHost, runSelfheal, type RunOptions } from './runtime';
+
+/** Exit codes, documented in --help. */
+export const EXIT = { ok: 0, error: 1, usage: 2, conflict: 3, unavailable: 4 } as const;
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+function durationArg(value: string): number {
+  const ms = parseDuration(value);
+  if (!ms) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration; write it like 30m, 2h or 1h30m`);
+  return ms;
+}
+
+function readConfig(file: string | undefined): Config {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+async function withClient<T>(config: Config, fn: (client: Client) => Promise<T>): Promise<T> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect(clientConnectionOptions(config));
+  } catch (err) {
+    throw new CliError(
+      `cannot reach Temporal at ${temporalAddress(config)}: ${(err as Error).message.split('\n')[0]}\n` +
+        (config.temporal.embedded ? 'Is `selfheal start` running?' : 'Check temporal.address in the config.'),
+      EXIT.unavailable,
+    );
+  }
+  try {
+    return await fn(new Client({ connection, namespace: config.temporal.namespace }));
+  } finally {
+    await connection.close();
+  }
+}
+
+function mapActionError(err: unknown): never {
+  if (err instanceof ActionError) {
+    const code = err.code === 'conflict' ? EXIT.conflict : err.code === 'unavailable' ? EXIT.unavailable : EXIT.usage;
+    throw new CliError(err.message, code);
+  }
+  if (isUnavailable(err)) throw new CliError(`Temporal is unreachable: ${(err as Error).message}`, EXIT.unavailable);
+  throw err;
+}
+
+/** Runs until Ctrl-C / SIGTERM, then stops everything in order. */
+async function runUntilSignal(opts: RunOptions): Promise<void> {
+  const running = await runSelfheal(opts);
+  let signals = 0;
+  await new Promise<void>((resolve, reject) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        process.stderr.write('forced exit\n');
+        process.exit(130);
+      }
+      process.stdout.write(`\n${sig}: stopping (press Ctrl-C again to force) ...\n`);
+      running.stop().then(resolve, reject);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    running.done.then(
+      () => running.stop().then(() => reject(new CliError('a worker stopped unexpectedly', EXIT.error)), reject),
+      (err: unknown) => running.stop().then(() => reject(err as Error), reject),
+    );
+  });
+  process.stdout.write('selfheal stopped.\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('selfheal')
+    .description(
+      'Self-healing remediator: alerts in; durable Temporal workflows validate, restart (systemctl) on the right host, verify, and escalate to a human.',
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false })
+    .addHelpText(
+      'after',
+      `
+Configuration: --config FILE, else $SELFHEAL_CONFIG, else ./selfheal.yaml (validate with check-config).
+Host: --host NAME, else $SELFHEAL_HOST, else this machine's hostname.
+Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 nothing to act on (409), 4 Temporal unreachable.
+
+Examples:
+  selfheal start --config examples/selfheal.yaml --host homelab
+  selfheal status
+  selfheal approve crypto-agent@BTC_USDT.service --reason "checked the exchange API"
+  selfheal pause jira-worker.service --for 2h --reason "upgrade"`,
+    );
+
+  const configOpt = () =>
+    new Option('-c, --config <file>', 'config file (default: $SELFHEAL_CONFIG or ./selfheal.yaml)');
+  const hostOpt = (what: string) => new Option('--host <name>', what);
+
+  program
+    .command('start')
+    .description(
+      'run everything on this machine: embedded Temporal (unless temporal.address is set), control and host workers, API',
+    )
+    .addOption(configOpt())
+    .addOption(hostOpt('host whose services this machine restarts'))
+    .option('--no-api', 'do not start the HTTP API')
+    .action(async (o: { config?: string; host?: string; api: boolean }) => {
+      const config = readConfig(o.config);
+      await runUntilSignal({
+        config,
+        host: resolveHost(o.host),
+        control: true,
+        api: o.api,
+        devServer: true,
+        generateTokens: true,
+      });
+    });
+
+  program
+    .command('worker')
+    .description('run a host worker (restarts this host’s services) and/or the control worker (workflows)')
+    .addOption(configOpt())
+    .addOption(hostOpt('serve this host (default with no --control: $SELFHEAL_HOST or the hostname)'))
+    .option('--control', 'run the control worker (entity workflows, audit, escalations)')
+    .action(async (o: { config?: string; host?: string; control?: boolean }) => {
+      const config = readConfig(o.config);
+      const host = o.host || !o.control ? resolveHost(o.host) : null;
+      await runUntilSignal({ config, host, control: !!o.control, api: false, devServer: false });
+    });
+
+  program
+    .command('api')
+    .description('run the HTTP API (Alertmanager webhook, state, human actions, /metrics)')
+    .addOption(configOpt())
+    .action(async (o: { config?: string }) => {
+      const config = readConfig(o.config);
+      await runUntilSignal({ config, host: null, control: false, api: true, devServer: false });
+    });
+
+  program
+    .command('dev-server')
+    .description('run only the embedded Temporal dev server (SQLite under temporal.dataDir)')
+    .addOption(configOpt())
+    .action(async (o: { config?: string }) => {
+      const config = readConfig(o.config);
+      const server = await DevServer.start({
+        dataDir: config.temporal.dataDir,
+        port: config.temporal.port,
+        uiPort: config.temporal.uiPort,
+        namespace: config.temporal.namespace,
+        services: config.services.length,
+        searchAttributes: config.temporal.searchAttributes,
+      });
+      process.stdout.write(
+        `Temporal dev server at ${server.address}, UI ${server.uiUrl}, state ${server.dbFile}\nPress Ctrl-C to stop.\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.stop().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  program
+    .command('status [service]')
+    .description('show every guarded service, or one service in detail')
+    .addOption(configOpt())
+    .addOption(hostOpt('the host, when the service name is on several hosts'))
+    .option('--json', 'machine-readable output')
+    .action(async (service: string | undefined, o: { config?: string; host?: string; json?: boolean }) => {
+      const config = readConfig(o.config);
+      await withClient(config, async (client) => {
+        const actions = new ServiceActions(client, config, 10_000);
+        try {
+          if (service) {
+            const svc = actions.resolve(service, o.host);
+            const st = await actions.state(svc.host, svc.name);
+            process.stdout.write(
+              (o.json
+                ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
+                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl)) + '\n',
+            );
+          } else {
+            const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
+            process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
+          }
+        } catch (err) {
+          mapActionError(err);
+        }
+      });
+    });
+
+  const humanAction = (name: 'approve' | 'skip' | 'resume', description: string) =>
+    program
+      .command(`${name} <service>`)
+      .description(description)
+      .addOption(configOpt())
+      .addOption(hostOpt('the host, when the service name is on several hosts'))
+      .option('--reason <text>', 'why (kept in the audit log)')
+      .option('--by <name>', 'who (default: $USER)')
+      .action(async (service: string, o: { config?: string; host?: string; reason?: string; by?: string }) => {
+        const config = readConfig(o.config);
+        await withClient(config, async (client) => {
+          const actions = new ServiceActions(client, config, 10_000);
+          try {
+            const svc = actions.resolve(service, o.host);
+            const p = { by: o.by ?? process.env.USER ?? 'cli', reason: o.reason };
+            const r =
+              name === 'approve'
+                ? await actions.approve(svc, p)
+                : name === 'skip'
+                  ? await actions.skip(svc, p)
+                  : await actions.resume(svc, p);
+            process.stdout.write(`${r.message}\n`);
+          } catch (err) {
+            mapActionError(err);
+          }
+        });
+      });
+  humanAction('approve', 'approve one restart now, even if escalated, in cooldown or out of budget');
+  humanAction('skip', 'drop the current incident and go back to watching');
+
+  program
+    .command('pause <service>')
+    .description('pause self-healing of a service (maintenance); alerts are recorded but nothing is restarted')
+    .addOption(configOpt())
+    .addOption(hostOpt('the host, when the service name is on several hosts'))
+    .option('--for <duration>', 'pause for this long (e.g. 30m, 2h); default: until resume', durationArg)
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .option('--by <name>', 'who (default: $USER)')
+    .action(
+      async (service: string, o: { config?: string; host?: string; for?: number; reason?: string; by?: string }) => {
+        const config = readConfig(o.config);
+        await withClient(config, async (client) => {
+          const actions = new ServiceActions(client, config, 10_000);
+          try {
+            const svc = actions.resolve(service, o.host);
+            const r = await actions.pause(svc, {
+              by: o.by ?? process.env.USER ?? 'cli',
+              reason: o.reason,
+              forMs: o.for ?? null,
+            });
+            process.stdout.write(`${r.message}\n`);
+          } catch (err) {
+            mapActionError(err);
+          }
+        });
+      },
+    );
+  humanAction('resume', 'resume self-healing of a paused service');
+
+  program
+    .command('check-config [file]')
+    .description('validate a config file and explain every problem')
+    .action((file: string | undefined) => {
+      const path = configPath(file);
+      const config = readConfig(path);
+      const hosts = [...new Set(config.services.map((s) => s.host))];
+      process.stdout.write(
+        `${path}: OK — ${config.services.length} service(s) on ${hosts.length} host(s) (${hosts.join(', ')}); ` +
+          `Temporal ${config.temporal.embedded ? 'embedded' : config.temporal.address}, API ${config.api.listen}` +
+          `${config.api.token ? '' : ' (no api.token: `selfheal start` generates one; `selfheal api` refuses)'}\n`,
+      );
+    });
+
+  program
+    .command('poll')
+    .description('one pass over Prometheus’ firing alerts, feeding the workflows (the no-Alertmanager option)')
+    .addOption(configOpt())
+    .option('--dry-run', 'show what would be signalled, send nothing')
+    .action(async (o: { config?: string; dryRun?: boolean }) => {
+      const config = readConfig(o.config);
+      await withClient(config, async (client) => {
+        try {
+          const r = await pollOnce(client, config, { dryRun: o.dryRun });
+          const verb = o.dryRun ? 'would signal' : 'signalled';
+          process.stdout.write(
+            `poll: ${r.firingAlerts} firing alert(s) in Prometheus; ${verb} ${r.signalled.length}, ${r.unchanged} unchanged, ` +
+              `${r.ignored} ignored, ${r.rejected} rejected\n` +
+              r.signalled
+                .map((s) => `  ${s.status.padEnd(8)} ${s.service} on ${s.host} (${s.alertnames.join(', ')})\n`)
+                .join('') +
+              r.notes.map((n) => `  note: ${n}\n`).join(''),
+          );
+        } catch (err) {
+          if (isUnavailable(err)) mapActionError(err);
+          throw new CliError(`poll failed: ${(err as Error).message}`, EXIT.error);
+        }
+      });
+    });
+
+  program
+    .command('privileges')
+    .description('print a polkit rule or sudoers snippet that lets the worker restart only the configured units')
+    .addOption(configOpt())
+    .addOption(hostOpt('the host to generate it for (default: $SELFHEAL_HOST or the hostname)'))
+    .addOption(new Option('--format <format>', 'polkit or sudoers').choices(['polkit', 'sudoers']).default('polkit'))
+    .option('--user <name>', 'the user the host worker runs as', 'selfheal')
+    .action((o: { config?: string; host?: string; format: PrivilegeFormat; user: string }) => {
+      const config = readConfig(o.config);
+      process.stdout.write(privilegesSnippet(config, resolveHost(o.host), { format: o.format, user: o.user }));
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      // commander already printed help or the usage error.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help'
+        ? EXIT.ok
+        : EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`selfheal: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`selfheal: ${(err as Error).message ?? String(err)}\n`);
+    return EXIT.error;
+  }
+}

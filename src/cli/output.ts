@@ -1,0 +1,96 @@
+// Human-readable output for the CLI: tables and a service's detailed state.
+import { formatDuration } from '../policy/duration';
+import type { ServiceSummary } from '../temporal/actions';
+import type { ServiceStateView } from '../workflows/definitions';
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [fmt(headers), ...rows.map(fmt)].join('\n');
+}
+
+export function statusTable(services: ServiceSummary[]): string {
+  const rows = services.map((s) => [
+    s.host,
+    s.service,
+    s.status,
+    s.paused ? `${s.phase} (paused)` : s.phase,
+    String(s.consecutiveFailures),
+    s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
+    s.incident ?? (s.exists ? '-' : 'never alerted'),
+  ]);
+  return table(['HOST', 'SERVICE', 'STATUS', 'PHASE', 'FAILURES', 'RESTARTS/1h', 'INCIDENT'], rows);
+}
+
+function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '-';
+  const d = Date.parse(iso) - now;
+  return d >= 0 ? `${iso} (in ${formatDuration(d)})` : `${iso} (${formatDuration(-d)} ago)`;
+}
+
+export function stateDetails(s: ServiceStateView | null, host: string, service: string, uiUrl: string | null): string {
+  const lines: string[] = [];
+  const kv = (k: string, v: string) => lines.push(`${(k + ':').padEnd(22)}${v}`);
+  kv('Service', `${service} on ${host}`);
+  if (!s) {
+    kv('Status', 'OK (no workflow yet: it has never alerted)');
+    return lines.join('\n');
+  }
+  kv(
+    'Workflow',
+    s.workflowId + (uiUrl ? `  ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(s.workflowId)}` : ''),
+  );
+  kv('Status', `${s.status}  (phase ${s.phase})`);
+  if (s.paused)
+    kv(
+      'Paused',
+      `${s.pausedUntil ? `until ${s.pausedUntil}` : 'until resumed'}${s.pauseReason ? ` — ${s.pauseReason}` : ''}`,
+    );
+  kv('Firing alerts', s.firingAlerts.length ? s.firingAlerts.join(', ') : '-');
+  if (s.incident) {
+    kv('Incident', `${s.incident.id} opened ${ago(s.incident.openedAt)}, alerts ${s.incident.alertnames.join(', ')}`);
+    kv('Attempts', `${s.incident.attempts} (duplicate alerts: ${s.incident.duplicateAlerts})`);
+    if (s.incident.waitUntil) kv('Waiting until', ago(s.incident.waitUntil));
+    if (s.incident.summary) kv('Summary', s.incident.summary);
+  } else kv('Incident', 'none');
+  kv('Consecutive failures', String(s.consecutiveFailures));
+  kv('Restarts last hour', `${s.restartsLastHour}${s.policy ? ` of ${s.policy.maxRestartsPerHour}` : ''}`);
+  if (s.cooldownUntil) kv('Cooldown until', ago(s.cooldownUntil));
+  if (s.budgetFreesAt) kv('Budget frees at', ago(s.budgetFreesAt));
+  if (s.lastEscalation)
+    kv('Last escalation', `${s.lastEscalation.event} ${ago(s.lastEscalation.at)}: ${s.lastEscalation.message}`);
+  const actions = [s.canApprove && 'approve', s.canSkip && 'skip', s.paused ? 'resume' : 'pause'].filter(Boolean);
+  kv('Possible actions', `selfheal ${actions.join('|')} ${service} --host ${host}`);
+  kv(
+    'Totals',
+    `${s.totals.incidents} incidents, ${s.totals.restarts} restarts, ${s.totals.failures} failed attempts, ${s.totals.escalations} escalations`,
+  );
+  if (s.recentAttempts.length) {
+    lines.push('', 'Recent attempts:');
+    lines.push(
+      table(
+        ['ATTEMPT', 'AT', 'RESULT', 'REASON', 'RESTARTED', 'APPROVED', 'TOOK'],
+        s.recentAttempts
+          .slice()
+          .reverse()
+          .map((a) => [
+            a.id,
+            a.at,
+            a.result,
+            a.reason,
+            a.restarted ? 'yes' : 'no',
+            a.approved ? 'yes' : 'no',
+            formatDuration(a.durationMs),
+          ]),
+      )
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
+  }
+  return lines.join('\n');
+}

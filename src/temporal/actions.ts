@@ -1,0 +1,255 @@
+// What humans (API routes and the CLI) can ask of a service's workflow: its state, approve, skip,
+// pause, resume. One implementation, so both doors answer the same way.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Config, ServiceConfig } from '../config/config';
+import { formatDuration } from '../policy/duration';
+import { STATUS_VALUE, type Phase, type Status } from '../policy/policy';
+import {
+  approveSignal,
+  pauseSignal,
+  resumeSignal,
+  SA_FAILURES,
+  SA_HOST,
+  SA_PHASE,
+  SA_SERVICE,
+  SA_STATUS,
+  skipSignal,
+  stateQuery,
+  WORKFLOW_TYPE,
+  workflowIdFor,
+  type HumanActionPayload,
+  type ServiceStateView,
+} from '../workflows/definitions';
+import { signalWithStartService } from './signals';
+
+export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid';
+
+export class ActionError extends Error {
+  constructor(
+    readonly code: ActionErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ActionError';
+  }
+}
+
+/** Temporal could not be reached (or did not answer in time): the caller should retry. */
+export function isUnavailable(err: unknown): boolean {
+  if (err instanceof ActionError) return err.code === 'unavailable';
+  const e = err as { code?: number; name?: string; message?: string } | null;
+  if (!e) return false;
+  // gRPC UNAVAILABLE (14) and DEADLINE_EXCEEDED (4), as the client surfaces them.
+  if (e.code === 14 || e.code === 4) return true;
+  if (e.name === 'ServiceError' || e.name === 'TransportError') return true;
+  return /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Failed to connect|connect ECONN/i.test(e.message ?? '');
+}
+
+export interface ServiceSummary {
+  host: string;
+  service: string;
+  workflowId: string;
+  /** False when no workflow exists yet for this service (it never alerted). */
+  exists: boolean;
+  phase: Phase;
+  status: Status;
+  consecutiveFailures: number;
+  /** Present when read from the workflow's own state (not from the visibility index). */
+  restartsLastHour?: number;
+  paused?: boolean;
+  incident?: string | null;
+}
+
+export type HumanAction = 'approve' | 'skip' | 'pause' | 'resume';
+
+export interface ActionResult {
+  action: HumanAction;
+  host: string;
+  service: string;
+  workflowId: string;
+  message: string;
+}
+
+export class ServiceActions {
+  constructor(
+    private readonly client: Client,
+    private readonly config: Config,
+    private readonly timeoutMs = 5_000,
+  ) {}
+
+  /** Runs a Temporal call with a deadline, turning transport failures into `unavailable`. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.client.connection.withDeadline(Date.now() + this.timeoutMs, fn);
+    } catch (err) {
+      if (err instanceof ActionError || err instanceof WorkflowNotFoundError) throw err;
+      if (isUnavailable(err)) {
+        throw new ActionError('unavailable', `Temporal is unreachable: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Finds a configured service by name (and host, when the name is on several hosts). */
+  resolve(service: string, host?: string): ServiceConfig {
+    const matches = this.config.services.filter((s) => s.name === service && (!host || s.host === host));
+    if (matches.length === 0) {
+      const known = this.config.services.filter((s) => s.name === service).map((s) => s.host);
+      throw new ActionError(
+        'not-found',
+        host && known.length
+          ? `${service} is not configured on host ${host} (it is on: ${known.join(', ')})`
+          : `${service} is not a configured service (${this.config.source})`,
+      );
+    }
+    if (matches.length > 1) {
+      throw new ActionError(
+        'ambiguous',
+        `${service} is configured on several hosts (${matches.map((m) => m.host).join(', ')}); say which with --host`,
+      );
+    }
+    return matches[0];
+  }
+
+  /** The workflow's own state, or null when it has no workflow yet. */
+  async state(host: string, service: string): Promise<ServiceStateView | null> {
+    try {
+      return await this.call(() => this.client.workflow.getHandle(workflowIdFor(host, service)).query(stateQuery));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      if (err instanceof ActionError) throw err;
+      // A completed/terminated run cannot answer: treat as no workflow.
+      if (/not found|workflow.*(completed|terminated)/i.test((err as Error).message)) return null;
+      throw err;
+    }
+  }
+
+  summaryOf(svc: ServiceConfig, state: ServiceStateView | null): ServiceSummary {
+    return {
+      host: svc.host,
+      service: svc.name,
+      workflowId: workflowIdFor(svc.host, svc.name),
+      exists: state != null,
+      phase: state?.phase ?? 'idle',
+      status: state?.status ?? 'OK',
+      consecutiveFailures: state?.consecutiveFailures ?? 0,
+      restartsLastHour: state?.restartsLastHour ?? 0,
+      paused: state?.paused ?? false,
+      incident: state?.incident?.id ?? null,
+    };
+  }
+
+  /** The full state of every configured service, in config order (bounded concurrency). */
+  async states(): Promise<{ svc: ServiceConfig; state: ServiceStateView | null }[]> {
+    const services = this.config.services;
+    const out: { svc: ServiceConfig; state: ServiceStateView | null }[] = new Array(services.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < services.length) {
+        const i = next++;
+        out[i] = { svc: services[i], state: await this.state(services[i].host, services[i].name) };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, services.length) }, worker));
+    return out;
+  }
+
+  /** Every configured service with its state, read from the workflows themselves. */
+  async list(): Promise<ServiceSummary[]> {
+    return (await this.states()).map(({ svc, state }) => this.summaryOf(svc, state));
+  }
+
+  /**
+   * Status, phase and failure count of every configured service from the visibility index: one
+   * list call however many services there are. Services without a workflow are OK.
+   */
+  async listFromVisibility(): Promise<ServiceSummary[]> {
+    const found = new Map<string, ServiceSummary>();
+    await this.call(async () => {
+      const query = `WorkflowType = '${WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
+      for await (const wf of this.client.workflow.list({ query, pageSize: 1000 })) {
+        const sa = wf.typedSearchAttributes;
+        const host = sa.get(SA_HOST);
+        const service = sa.get(SA_SERVICE);
+        if (!host || !service) continue;
+        const status = sa.get(SA_STATUS) as Status | undefined;
+        found.set(`${host}/${service}`, {
+          host,
+          service,
+          workflowId: wf.workflowId,
+          exists: true,
+          phase: (sa.get(SA_PHASE) as Phase | undefined) ?? 'idle',
+          status: status && status in STATUS_VALUE ? status : 'OK',
+          consecutiveFailures: sa.get(SA_FAILURES) ?? 0,
+        });
+      }
+    });
+    return this.config.services.map(
+      (svc) =>
+        found.get(`${svc.host}/${svc.name}`) ?? {
+          host: svc.host,
+          service: svc.name,
+          workflowId: workflowIdFor(svc.host, svc.name),
+          exists: false,
+          phase: 'idle',
+          status: 'OK',
+          consecutiveFailures: 0,
+        },
+    );
+  }
+
+  async approve(svc: ServiceConfig, p: HumanActionPayload): Promise<ActionResult> {
+    const st = await this.state(svc.host, svc.name);
+    if (!st?.canApprove) {
+      throw new ActionError('conflict', `nothing to approve for ${svc.name} on ${svc.host}: ${describe(st)}`);
+    }
+    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(approveSignal, p));
+    return this.result('approve', svc, `approved one restart of ${svc.name} on ${svc.host}`);
+  }
+
+  async skip(svc: ServiceConfig, p: HumanActionPayload): Promise<ActionResult> {
+    const st = await this.state(svc.host, svc.name);
+    if (!st?.canSkip) {
+      throw new ActionError('conflict', `nothing to skip for ${svc.name} on ${svc.host}: ${describe(st)}`);
+    }
+    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(skipSignal, p));
+    return this.result('skip', svc, `dropped the current incident of ${svc.name} on ${svc.host}; watching again`);
+  }
+
+  async pause(svc: ServiceConfig, p: HumanActionPayload & { forMs?: number | null }): Promise<ActionResult> {
+    if (p.forMs != null && (!Number.isFinite(p.forMs) || p.forMs <= 0)) {
+      throw new ActionError('invalid', 'the pause duration must be positive');
+    }
+    const until = p.forMs ? new Date(Date.now() + p.forMs).toISOString() : null;
+    await this.call(() =>
+      signalWithStartService(this.client, this.config, svc.host, svc.name, pauseSignal, {
+        by: p.by,
+        reason: p.reason,
+        until,
+      }),
+    );
+    return this.result(
+      'pause',
+      svc,
+      `paused ${svc.name} on ${svc.host} ${p.forMs ? `for ${formatDuration(p.forMs)} (until ${until})` : 'until resumed'}`,
+    );
+  }
+
+  async resume(svc: ServiceConfig, p: HumanActionPayload): Promise<ActionResult> {
+    const st = await this.state(svc.host, svc.name);
+    if (!st?.paused) throw new ActionError('conflict', `${svc.name} on ${svc.host} is not paused`);
+    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(resumeSignal, p));
+    return this.result('resume', svc, `resumed ${svc.name} on ${svc.host}`);
+  }
+
+  private result(action: HumanAction, svc: ServiceConfig, message: string): ActionResult {
+    return { action, host: svc.host, service: svc.name, workflowId: workflowIdFor(svc.host, svc.name), message };
+  }
+}
+
+function describe(st: ServiceStateView | null): string {
+  if (!st) return 'no incident (it has never alerted)';
+  if (!st.incident) return `no incident in progress (phase ${st.phase})`;
+  return `phase ${st.phase}`;
+}

@@ -1,0 +1,157 @@
+// From alerts (Alertmanager webhook or Prometheus' alerts API) to workflow signals.
+// planAlerts is pure: label mapping, validation, allowlist, and one signal per service and status.
+// deliverPlan sends them and resolves only once Temporal has accepted every one.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { findService, type Config } from '../config/config';
+import { hostNameProblem, unitNameProblem } from '../config/names';
+import { alertFiringSignal, alertResolvedSignal, workflowIdFor } from '../workflows/definitions';
+import { signalWithStartService } from './signals';
+
+export interface IncomingAlert {
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+  startsAt?: string;
+}
+
+export interface PlannedSignal {
+  host: string;
+  service: string;
+  status: 'firing' | 'resolved';
+  alertnames: string[];
+  summary?: string;
+  startsAt?: string;
+  workflowId: string;
+}
+
+export interface NotActedOn {
+  alertname: string | null;
+  host: string | null;
+  service: string | null;
+  status: string;
+  reason: string;
+}
+
+export type IgnoreReason = 'ignored-alertname' | 'missing-labels' | 'unknown-service';
+
+export interface IntakePlan {
+  signals: PlannedSignal[];
+  ignored: (NotActedOn & { kind: IgnoreReason })[];
+  rejected: (NotActedOn & { kind: 'invalid-name' })[];
+}
+
+/** `instance` without its port: `web-1:9100` → `web-1`, `[::1]:9100` → `::1`. */
+export function hostFromInstance(instance: string | undefined): string | null {
+  if (!instance) return null;
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(instance);
+  if (v6) return v6[1];
+  const i = instance.lastIndexOf(':');
+  return i > 0 && /^\d+$/.test(instance.slice(i + 1)) ? instance.slice(0, i) : instance;
+}
+
+const clip = (s: string | undefined, n: number) => (s == null ? undefined : s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+export function planAlerts(config: Config, alerts: readonly IncomingAlert[]): IntakePlan {
+  const { serviceLabel, hostLabel, ignoreAlertnames } = config.alerts;
+  const plan: IntakePlan = { signals: [], ignored: [], rejected: [] };
+  const groups = new Map<string, PlannedSignal>();
+  for (const a of alerts) {
+    const alertname = a.labels.alertname ?? null;
+    const service = a.labels[serviceLabel] ?? null;
+    const host = a.labels[hostLabel] || hostFromInstance(a.labels.instance);
+    const base = { alertname, host, service, status: a.status };
+    if (alertname && ignoreAlertnames.includes(alertname)) {
+      plan.ignored.push({ ...base, kind: 'ignored-alertname', reason: `${alertname} is about self-healing itself` });
+      continue;
+    }
+    if (!service || !host) {
+      const missing = [!service && `"${serviceLabel}"`, !host && `"${hostLabel}" (or "instance")`].filter(Boolean);
+      plan.ignored.push({ ...base, kind: 'missing-labels', reason: `no ${missing.join(' or ')} label` });
+      continue;
+    }
+    const unitProblem = unitNameProblem(service);
+    const hostProblem = hostNameProblem(host);
+    if (unitProblem || hostProblem) {
+      plan.rejected.push({
+        ...base,
+        kind: 'invalid-name',
+        reason: unitProblem ? `invalid service name: ${unitProblem}` : `invalid host name: ${hostProblem}`,
+      });
+      continue;
+    }
+    if (!findService(config, host, service)) {
+      plan.ignored.push({
+        ...base,
+        kind: 'unknown-service',
+        reason: `${service} on ${host} is not a configured service`,
+      });
+      continue;
+    }
+    const key = `${host}\u0000${service}\u0000${a.status}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { host, service, status: a.status, alertnames: [], workflowId: workflowIdFor(host, service) };
+      groups.set(key, g);
+      plan.signals.push(g);
+    }
+    const name = alertname ?? 'unnamed';
+    if (!g.alertnames.includes(name)) g.alertnames.push(name);
+    if (a.status === 'firing') {
+      g.summary ??= clip(a.annotations?.summary ?? a.annotations?.description, 200);
+      if (a.startsAt && (!g.startsAt || a.startsAt < g.startsAt)) g.startsAt = clip(a.startsAt, 40);
+    }
+  }
+  for (const g of plan.signals) g.alertnames.sort();
+  return plan;
+}
+
+export interface DeliveredSignal extends PlannedSignal {
+  note?: string;
+}
+
+/**
+ * Sends every planned signal (resolved ones without starting a workflow). Throws on the first
+ * failure, so callers answer 5xx and the sender retries: repeated signals are harmless by design.
+ */
+export async function deliverPlan(
+  client: Client,
+  config: Config,
+  signals: readonly PlannedSignal[],
+  opts: { source: string; concurrency?: number },
+): Promise<DeliveredSignal[]> {
+  const out: DeliveredSignal[] = new Array(signals.length);
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (next < signals.length && !failed) {
+      const i = next++;
+      const s = signals[i];
+      try {
+        if (s.status === 'firing') {
+          await signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
+            alertnames: s.alertnames,
+            summary: s.summary,
+            startsAt: s.startsAt,
+            source: opts.source,
+          });
+          out[i] = s;
+        } else {
+          try {
+            await client.workflow
+              .getHandle(s.workflowId)
+              .signal(alertResolvedSignal, { alertnames: s.alertnames, source: opts.source });
+            out[i] = s;
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+            out[i] = { ...s, note: 'no workflow for this service: nothing to cancel' };
+          }
+        }
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 16, signals.length) }, worker));
+  if (failed) throw failed;
+  return out;
+}

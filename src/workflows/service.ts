@@ -1,0 +1,868 @@
+// The entity workflow: one per (host, service), id selfheal/<host>/<service>, living for as long as
+// the service is guarded. It validates alerts, applies the policy, restarts through the host's own
+// worker, verifies, and escalates. All policy state lives here and survives continue-as-new.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  allHandlersFinished,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  TimeoutFailure,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
+import type { AuditRecord, ControlActivities, EscalationPayload, HostActivities } from '../activities';
+import { formatDuration } from '../policy/duration';
+import {
+  afterAttempt,
+  budgetFreesAt,
+  cooldownUntil,
+  decideRestart,
+  pruneRestarts,
+  restartsInWindow,
+  statusOf,
+  stillUnhealthy,
+  type Phase,
+  type Policy,
+} from '../policy/policy';
+import {
+  alertFiringSignal,
+  alertResolvedSignal,
+  approveSignal,
+  hostTaskQueue,
+  pauseSignal,
+  resumeSignal,
+  SA_FAILURES,
+  SA_HOST,
+  SA_PHASE,
+  SA_SERVICE,
+  SA_STATUS,
+  skipSignal,
+  stateQuery,
+  workflowIdFor,
+  type AttemptRecord,
+  type CarriedIncident,
+  type CarriedState,
+  type EscalationEvent,
+  type HumanActionPayload,
+  type ServiceStateView,
+  type ServiceWorkflowInput,
+} from './definitions';
+
+export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
+export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;
+const RECENT_ATTEMPTS = 10;
+const WAIT_PHASES: readonly Phase[] = [
+  'idle',
+  'paused',
+  'validating',
+  'cooldown',
+  'exhausted',
+  'awaiting-approval',
+  'escalated',
+];
+
+// Control-queue work that is quick and local to the workflow worker: cheap in history.
+const local = proxyLocalActivities<ControlActivities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '5m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2 },
+});
+
+// Escalations are retried until delivered: no attempt limit, backoff capped at 5 minutes.
+const delivery = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 },
+});
+
+/** How a failed host call reads as an attempt result. */
+interface FailureReading {
+  reason: string;
+  detail: string;
+  /** Whether the restart command may have run (counts against the budget, conservatively). */
+  restarted: boolean;
+}
+
+function readFailure(err: unknown, restartMayHaveRun: boolean): FailureReading {
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause;
+    if (cause instanceof TimeoutFailure) {
+      if (cause.timeoutType === TimeoutType.SCHEDULE_TO_START) {
+        return { reason: 'host-unreachable', detail: 'no worker polled the host queue in time', restarted: false };
+      }
+      return {
+        reason: 'host-timeout',
+        detail: `host worker stopped responding (${cause.timeoutType} timeout)`,
+        restarted: restartMayHaveRun,
+      };
+    }
+    if (cause instanceof ApplicationFailure) {
+      const text = cause.message;
+      switch (cause.type) {
+        case 'RestartFailed':
+          return { reason: 'restart-command-failed', detail: text, restarted: true };
+        case 'ServiceNotAllowed':
+          return { reason: 'not-allowed', detail: text, restarted: false };
+        case 'InvalidUnitName':
+          return { reason: 'invalid-unit', detail: text, restarted: false };
+        default:
+          return { reason: 'host-error', detail: text, restarted: restartMayHaveRun };
+      }
+    }
+  }
+  return { reason: 'error', detail, restarted: restartMayHaveRun };
+}
+
+function union(a: readonly string[], b: readonly string[]): string[] {
+  return [...new Set([...a, ...b])].sort();
+}
+
+function alertNames(names: string[] | undefined): string[] {
+  const clean = (names ?? []).filter((n) => typeof n === 'string' && n.length > 0).map((n) => n.slice(0, 200));
+  return clean.length ? union([], clean) : ['manual'];
+}
+
+function iso(ms: number | null | undefined): string | null {
+  return ms == null ? null : new Date(ms).toISOString();
+}
+
+function initialState(): CarriedState {
+  return {
+    run: 0,
+    phase: 'idle',
+    restarts: [],
+    lastAttemptAt: null,
+    consecutiveFailures: 0,
+    pause: null,
+    firing: [],
+    pendingAlert: null,
+    approvalPending: false,
+    skipPending: false,
+    incident: null,
+    exhaustionEscalated: false,
+    lastEscalation: null,
+    attempts: [],
+    totals: { incidents: 0, restarts: 0, failures: 0, escalations: 0 },
+    incidentSeq: 0,
+    undelivered: [],
+  };
+}
+
+interface HumanEvent {
+  event: string;
+  decision: string;
+  reason: string;
+  by: string | null;
+}
+
+class ServiceEntity {
+  private s: CarriedState;
+  private readonly workflowId: string;
+  private signalsThisRun = 0;
+  private humanEvents: HumanEvent[] = [];
+  private readonly outbox = new Map<string, EscalationPayload>();
+  private lastSearchAttributes = '';
+
+  constructor(private readonly input: ServiceWorkflowInput) {
+    this.s = input.carried ? { ...initialState(), ...input.carried } : initialState();
+    this.workflowId = workflowIdFor(input.host, input.service);
+  }
+
+  // ---- messages -------------------------------------------------------------------------------
+
+  installHandlers(): void {
+    setHandler(alertFiringSignal, (p = {}) => this.onFiring(p.alertnames, p.summary));
+    setHandler(alertResolvedSignal, (p = {}) => this.onResolved(p.alertnames));
+    setHandler(approveSignal, (p = {}) => this.onHuman('approve', p));
+    setHandler(skipSignal, (p = {}) => this.onHuman('skip', p));
+    setHandler(pauseSignal, (p = {}) => this.onPause(p.until ?? null, p));
+    setHandler(resumeSignal, (p = {}) => this.onHuman('resume', p));
+    setHandler(stateQuery, () => this.view());
+  }
+
+  private onFiring(names: string[] | undefined, summary: string | undefined): void {
+    this.signalsThisRun++;
+    const n = alertNames(names);
+    this.s.firing = union(this.s.firing, n);
+    const inc = this.s.incident;
+    if (inc) {
+      inc.duplicateAlerts++;
+      inc.alertnames = union(inc.alertnames, n);
+    } else {
+      const prev = this.s.pendingAlert;
+      this.s.pendingAlert = {
+        alertnames: union(prev?.alertnames ?? [], n),
+        summary: (summary ?? prev?.summary ?? null)?.slice(0, 300) ?? null,
+      };
+    }
+  }
+
+  private onResolved(names: string[] | undefined): void {
+    this.signalsThisRun++;
+    const n = (names ?? []).filter(Boolean);
+    this.s.firing = n.length ? this.s.firing.filter((f) => !n.includes(f)) : [];
+    if (this.s.firing.length === 0 && !this.s.incident) this.s.pendingAlert = null;
+  }
+
+  private onPause(until: string | null, p: HumanActionPayload): void {
+    this.signalsThisRun++;
+    const untilMs = until ? Date.parse(until) : NaN;
+    this.s.pause = { until: Number.isFinite(untilMs) ? untilMs : null, by: p.by ?? null, reason: p.reason ?? null };
+    if (!this.s.incident) this.s.phase = 'paused';
+    const forHow = this.s.pause.until ? `until ${iso(this.s.pause.until)}` : 'until resumed';
+    this.humanEvents.push({
+      event: 'paused',
+      decision: 'pause',
+      reason: `${p.reason ?? 'maintenance'} (${forHow})`,
+      by: p.by ?? null,
+    });
+  }
+
+  private onHuman(action: 'approve' | 'skip' | 'resume', p: HumanActionPayload): void {
+    this.signalsThisRun++;
+    const by = p.by ?? null;
+    const why = p.reason ?? '';
+    if (action === 'approve') {
+      if (this.canApprove()) {
+        this.s.approvalPending = true;
+        this.humanEvents.push({ event: 'approved', decision: 'restart-once', reason: why || 'approved', by });
+      } else {
+        this.humanEvents.push({ event: 'ignored-signal', decision: 'none', reason: 'approve: nothing to approve', by });
+      }
+    } else if (action === 'skip') {
+      if (this.canSkip()) {
+        this.s.skipPending = true;
+        this.humanEvents.push({ event: 'skipped', decision: 'drop-incident', reason: why || 'skipped', by });
+      } else {
+        this.humanEvents.push({
+          event: 'ignored-signal',
+          decision: 'none',
+          reason: 'skip: no incident in progress',
+          by,
+        });
+      }
+    } else if (this.s.pause) {
+      this.s.pause = null;
+      if (!this.s.incident) this.s.phase = 'idle';
+      this.humanEvents.push({ event: 'resumed', decision: 'resume', reason: why || 'resumed', by });
+    } else {
+      this.humanEvents.push({ event: 'ignored-signal', decision: 'none', reason: 'resume: not paused', by });
+    }
+  }
+
+  private canApprove(): boolean {
+    return this.s.incident != null && this.s.phase !== 'restarting' && this.s.phase !== 'verifying';
+  }
+
+  private canSkip(): boolean {
+    return this.s.incident != null;
+  }
+
+  // ---- views ----------------------------------------------------------------------------------
+
+  view(): ServiceStateView {
+    const now = Date.now();
+    const inc = this.s.incident;
+    const policy = inc?.policy ?? null;
+    const inWindow = restartsInWindow(this.s.restarts, now).sort((a, b) => a - b);
+    return {
+      workflowId: this.workflowId,
+      host: this.input.host,
+      service: this.input.service,
+      phase: this.s.phase,
+      status: statusOf(this.s.phase, inc != null),
+      paused: this.s.pause != null,
+      pausedUntil: iso(this.s.pause?.until),
+      pauseReason: this.s.pause?.reason ?? null,
+      firingAlerts: this.s.firing,
+      incident: inc && {
+        id: inc.id,
+        openedAt: iso(inc.openedAt)!,
+        alertnames: inc.alertnames,
+        summary: inc.summary,
+        attempts: inc.attempts,
+        duplicateAlerts: inc.duplicateAlerts,
+        waitUntil: iso(inc.waitUntil),
+      },
+      consecutiveFailures: this.s.consecutiveFailures,
+      restartsLastHour: inWindow.length,
+      restartTimes: inWindow.map((t) => iso(t)!),
+      cooldownUntil: policy ? iso(cooldownUntil(this.s, policy, now)) : null,
+      budgetFreesAt: policy ? this.freesAtView(policy, now) : null,
+      canApprove: this.canApprove(),
+      canSkip: this.canSkip(),
+      lastEscalation: this.s.lastEscalation && { ...this.s.lastEscalation, at: iso(this.s.lastEscalation.at)! },
+      recentAttempts: this.s.attempts,
+      totals: this.s.totals,
+      policy,
+      run: this.s.run,
+      historyLength: workflowInfo().historyLength,
+    };
+  }
+
+  private freesAtView(policy: Policy, now: number): string | null {
+    const frees = budgetFreesAt(this.s.restarts, policy, now);
+    return frees > now && Number.isFinite(frees) ? iso(frees) : null;
+  }
+
+  private syncSearchAttributes(): void {
+    if (!this.input.searchAttributes) return;
+    const status = statusOf(this.s.phase, this.s.incident != null);
+    const key = `${this.s.phase}|${status}|${this.s.consecutiveFailures}`;
+    if (key === this.lastSearchAttributes) return;
+    const first = this.lastSearchAttributes === '';
+    this.lastSearchAttributes = key;
+    const current = workflowInfo().typedSearchAttributes;
+    if (
+      !first ||
+      current.get(SA_PHASE) !== this.s.phase ||
+      current.get(SA_STATUS) !== status ||
+      current.get(SA_FAILURES) !== this.s.consecutiveFailures ||
+      current.get(SA_SERVICE) !== this.input.service
+    ) {
+      upsertSearchAttributes([
+        { key: SA_SERVICE, value: this.input.service },
+        { key: SA_HOST, value: this.input.host },
+        { key: SA_PHASE, value: this.s.phase },
+        { key: SA_STATUS, value: status },
+        { key: SA_FAILURES, value: this.s.consecutiveFailures },
+      ]);
+    }
+  }
+
+  // ---- side effects -----------------------------------------------------------------------------
+
+  private async audit(rec: Omit<AuditRecord, 'time' | 'host' | 'service' | 'workflowId'>): Promise<void> {
+    const now = Date.now();
+    const record: AuditRecord = {
+      time: new Date(now).toISOString(),
+      host: this.input.host,
+      service: this.input.service,
+      workflowId: this.workflowId,
+      incidentId: this.s.incident?.id ?? null,
+      phase: this.s.phase,
+      status: statusOf(this.s.phase, this.s.incident != null),
+      consecutiveFailures: this.s.consecutiveFailures,
+      restartsLastHour: restartsInWindow(this.s.restarts, now).length,
+      ...rec,
+    };
+    try {
+      await local.audit(record);
+    } catch (err) {
+      // The audit log must not stop remediation; the decision is still in this workflow's history.
+      log.error('audit log write failed', { event: record.event, error: (err as Error).message });
+    }
+  }
+
+  private async flushHumanEvents(): Promise<void> {
+    while (this.humanEvents.length) {
+      const e = this.humanEvents.shift()!;
+      await this.audit({ event: e.event, decision: e.decision, reason: e.reason, by: e.by });
+    }
+  }
+
+  /** Starts durable delivery and goes on: escalation never blocks remediation. */
+  private async escalate(event: EscalationEvent, message: string): Promise<void> {
+    const now = Date.now();
+    this.s.totals.escalations++;
+    this.s.lastEscalation = { event, at: now, message };
+    const last = this.s.attempts[this.s.attempts.length - 1];
+    const payload: EscalationPayload = {
+      id: `${this.workflowId}/${this.s.incident?.id ?? 'none'}/${event}/${this.s.totals.escalations}`,
+      event,
+      host: this.input.host,
+      service: this.input.service,
+      workflowId: this.workflowId,
+      incidentId: this.s.incident?.id ?? null,
+      consecutiveFailures: this.s.consecutiveFailures,
+      restartsLastHour: restartsInWindow(this.s.restarts, now).length,
+      message,
+      time: new Date(now).toISOString(),
+      lastAttempt: last ? { result: last.result, reason: last.reason, at: last.at } : null,
+    };
+    this.send(payload);
+    await this.audit({ event: 'escalated', decision: 'escalate', reason: message, escalation: event });
+  }
+
+  private send(payload: EscalationPayload): void {
+    this.outbox.set(payload.id, payload);
+    delivery.escalate(payload).then(
+      () => this.outbox.delete(payload.id),
+      (err: unknown) => log.error('escalation delivery gave up', { id: payload.id, error: (err as Error).message }),
+    );
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------------
+
+  private continueAsNewWanted(): boolean {
+    const info = workflowInfo();
+    return (
+      info.continueAsNewSuggested ||
+      info.historyLength >= (this.input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS) ||
+      this.signalsThisRun >= (this.input.maxSignalsPerRun ?? DEFAULT_MAX_SIGNALS_PER_RUN)
+    );
+  }
+
+  /** Waits until `ready`, the deadline, a human event to record, or a reason to continue-as-new. */
+  private async wait(ready: () => boolean, until: number | null): Promise<void> {
+    const wake = () => ready() || this.humanEvents.length > 0 || this.continueAsNewWanted();
+    if (wake()) return;
+    if (until == null) {
+      await condition(wake);
+      return;
+    }
+    const ms = until - Date.now();
+    if (ms > 0) await condition(wake, ms);
+  }
+
+  async run(): Promise<void> {
+    for (const p of this.s.undelivered ?? []) this.send(p);
+    this.s.undelivered = [];
+    for (;;) {
+      await this.flushHumanEvents();
+      if (!this.s.incident) this.s.phase = this.s.pause ? 'paused' : 'idle';
+      this.syncSearchAttributes();
+      if (WAIT_PHASES.includes(this.s.phase) && this.continueAsNewWanted()) {
+        await condition(allHandlersFinished);
+        await this.flushHumanEvents();
+        this.s.restarts = pruneRestarts(this.s.restarts, Date.now());
+        this.s.undelivered = [...this.outbox.values()];
+        this.s.run++;
+        await continueAsNew<typeof selfhealService>({ ...this.input, carried: this.s });
+      }
+      await this.step();
+    }
+  }
+
+  private async step(): Promise<void> {
+    const inc = this.s.incident;
+    if (!inc) return this.idle();
+    if (this.s.skipPending) return this.close('skipped', 'skipped by a human', { resetFailures: true });
+    switch (this.s.phase) {
+      case 'validating':
+        return this.validating(inc);
+      case 'checking':
+        return this.checking(inc);
+      case 'cooldown':
+      case 'exhausted':
+        return this.waitingForSlot(inc);
+      case 'awaiting-approval':
+      case 'escalated':
+        return this.waitingForHuman(inc);
+      case 'paused':
+        return this.heldByPause(inc);
+      case 'restarting':
+      case 'verifying':
+        return this.attempt(inc);
+      default:
+        this.s.phase = 'checking';
+    }
+  }
+
+  private expirePauseIfDue(): boolean {
+    const until = this.s.pause?.until;
+    if (until != null && Date.now() >= until) {
+      this.s.pause = null;
+      this.humanEvents.push({ event: 'resumed', decision: 'resume', reason: 'pause expired', by: null });
+      return true;
+    }
+    return false;
+  }
+
+  private async idle(): Promise<void> {
+    if (this.expirePauseIfDue()) return;
+    if (!this.s.pendingAlert) {
+      await this.wait(() => this.s.pendingAlert != null, this.s.pause?.until ?? null);
+      return;
+    }
+    await this.openIncident();
+  }
+
+  private async openIncident(): Promise<void> {
+    const alert = this.s.pendingAlert!;
+    this.s.pendingAlert = null;
+    const resolved = await local.resolveService({ host: this.input.host, service: this.input.service });
+    if (!resolved.configured) {
+      await this.audit({ event: 'not-configured', decision: 'no-restart', reason: resolved.reason });
+      return;
+    }
+    const now = Date.now();
+    this.s.incidentSeq++;
+    this.s.totals.incidents++;
+    this.s.incident = {
+      id: `inc-${this.s.incidentSeq}`,
+      openedAt: now,
+      alertnames: alert.alertnames,
+      summary: alert.summary,
+      attempts: 0,
+      duplicateAlerts: 0,
+      waitUntil: now + resolved.policy.validationWindowMs,
+      policy: resolved.policy,
+      unit: resolved.unit,
+      manager: resolved.manager,
+      hostUnreachableEscalated: false,
+      approvalRequested: false,
+    };
+    this.s.phase = 'validating';
+    await this.audit({
+      event: 'incident-opened',
+      decision: 'validate',
+      reason: `${alert.alertnames.join(', ')} firing; validating for ${formatDuration(resolved.policy.validationWindowMs)}`,
+      detail: alert.summary ?? undefined,
+    });
+  }
+
+  private async validating(inc: CarriedIncident): Promise<void> {
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, inc.waitUntil);
+    if (this.s.skipPending) return;
+    if (this.s.firing.length === 0) {
+      await this.audit({
+        event: 'validation-cancelled',
+        decision: 'no-restart',
+        reason: 'alert resolved during the validation window',
+      });
+      return this.close('resolved', 'resolved during validation', {});
+    }
+    if (this.s.approvalPending || Date.now() >= (inc.waitUntil ?? 0)) {
+      inc.waitUntil = null;
+      this.s.phase = 'checking';
+    }
+  }
+
+  private hostActivities(inc: CarriedIncident) {
+    const p = inc.policy;
+    const common = { taskQueue: hostTaskQueue(this.input.host), scheduleToStartTimeout: p.hostTimeoutMs };
+    const nonRetryableErrorTypes = ['InvalidUnitName', 'ServiceNotAllowed', 'RestartFailed'];
+    return {
+      check: proxyActivities<HostActivities>({
+        ...common,
+        startToCloseTimeout: '30s',
+        retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes },
+      }).checkService,
+      // Re-runs are safe: the activity detects a restart already done for the same attempt id.
+      restart: proxyActivities<HostActivities>({
+        ...common,
+        startToCloseTimeout: '6m',
+        heartbeatTimeout: '20s',
+        retry: { maximumAttempts: 3, initialInterval: '2s', nonRetryableErrorTypes },
+      }).restartService,
+      verify: proxyActivities<HostActivities>({
+        ...common,
+        startToCloseTimeout: p.verifyTimeoutMs + 60_000,
+        heartbeatTimeout: '30s',
+        retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes },
+      }).verifyService,
+    };
+  }
+
+  private ref() {
+    return { workflowId: this.workflowId, host: this.input.host, service: this.input.service };
+  }
+
+  private async checking(inc: CarriedIncident): Promise<void> {
+    const p = inc.policy;
+    if (!this.s.approvalPending) {
+      let unitActive: boolean;
+      let state: string;
+      try {
+        const st = await this.hostActivities(inc).check(this.ref());
+        unitActive = st.activeState === 'active';
+        state = `${st.activeState}/${st.subState}`;
+      } catch (err) {
+        const f = readFailure(err, false);
+        inc.attempts++;
+        this.s.lastAttemptAt = Date.now();
+        await this.audit({ event: 'recheck-failed', decision: 'no-restart', reason: f.reason, detail: f.detail });
+        return this.finishAttempt(inc, {
+          ok: false,
+          ...f,
+          approved: false,
+          id: `${inc.id}-${inc.attempts}`,
+          startedAt: Date.now(),
+        });
+      }
+      const promFiring = unitActive
+        ? await local.alertStillFiring({
+            host: this.input.host,
+            service: this.input.service,
+            alertnames: inc.alertnames,
+          })
+        : null;
+      if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled: this.s.firing.length > 0 })) {
+        this.s.consecutiveFailures = 0;
+        await this.audit({
+          event: 'recheck',
+          decision: 'no-restart',
+          reason: `healthy at re-check (unit ${state}${promFiring === false ? ', alert no longer firing' : ''})`,
+        });
+        return this.close('recovered', 'healthy at re-check', {});
+      }
+      await this.audit({
+        event: 'recheck',
+        decision: 'confirmed',
+        reason: unitActive
+          ? `unit ${state} but ${promFiring ? 'Prometheus still reports the alert firing' : 'the alert is still firing'}`
+          : `unit ${state}`,
+      });
+    }
+    const now = Date.now();
+    if (budgetFreesAt(this.s.restarts, p, now) <= now) this.s.exhaustionEscalated = false;
+    const d = decideRestart({
+      state: this.s,
+      policy: p,
+      now,
+      approved: this.s.approvalPending,
+      paused: this.s.pause != null,
+    });
+    switch (d.kind) {
+      case 'restart':
+        this.s.phase = 'restarting';
+        return;
+      case 'dry-run':
+        this.s.approvalPending = false;
+        await this.audit({ event: 'decision', decision: 'would-restart', reason: 'dry-run mode: not acting' });
+        return this.close('dry-run', 'dry-run: decided and logged, not acted on', {});
+      case 'paused':
+        this.s.phase = 'paused';
+        await this.audit({ event: 'decision', decision: 'hold', reason: 'paused for maintenance' });
+        return;
+      case 'cooldown':
+        this.s.phase = 'cooldown';
+        inc.waitUntil = d.until;
+        await this.audit({
+          event: 'decision',
+          decision: 'wait-cooldown',
+          reason: `cooldown: last attempt less than ${formatDuration(p.cooldownMs)} ago; next try at ${iso(d.until)}`,
+        });
+        return;
+      case 'exhausted': {
+        this.s.phase = 'exhausted';
+        inc.waitUntil = d.until;
+        const n = restartsInWindow(this.s.restarts, now).length;
+        const message = `restart budget used up: ${n} restarts in the last hour (limit ${p.maxRestartsPerHour}); no restart ${d.until ? `until ${iso(d.until)}` : 'at all'} unless approved`;
+        await this.audit({ event: 'decision', decision: 'refuse-budget', reason: message });
+        if (!this.s.exhaustionEscalated) {
+          this.s.exhaustionEscalated = true;
+          await this.escalate('SelfHealingExhausted', `${this.input.service} on ${this.input.host}: ${message}`);
+        }
+        return;
+      }
+      case 'needs-approval':
+        this.s.phase = 'awaiting-approval';
+        await this.audit({
+          event: 'decision',
+          decision: 'await-approval',
+          reason: 'approval mode: a human must approve the restart',
+        });
+        if (!inc.approvalRequested) {
+          inc.approvalRequested = true;
+          await this.escalate(
+            'ApprovalRequired',
+            `${this.input.service} on ${this.input.host} is down (${inc.alertnames.join(', ')}); approve the restart with: selfheal approve ${this.input.service} --host ${this.input.host}`,
+          );
+        }
+        return;
+    }
+  }
+
+  private async waitingForSlot(inc: CarriedIncident): Promise<void> {
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, inc.waitUntil);
+    if (this.s.skipPending) return;
+    if (this.s.firing.length === 0) {
+      return this.close('resolved', 'alert resolved while waiting', { resetFailures: true });
+    }
+    if (this.s.approvalPending || Date.now() >= (inc.waitUntil ?? 0)) {
+      inc.waitUntil = null;
+      this.s.phase = 'checking';
+    }
+  }
+
+  private async waitingForHuman(inc: CarriedIncident): Promise<void> {
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, null);
+    if (this.s.skipPending) return;
+    if (this.s.approvalPending) {
+      this.s.phase = 'restarting';
+      return;
+    }
+    if (this.s.firing.length === 0) {
+      return this.close(
+        'resolved',
+        `alert resolved while ${inc.approvalRequested ? 'awaiting approval' : 'escalated'}`,
+        {
+          resetFailures: true,
+        },
+      );
+    }
+  }
+
+  private async heldByPause(inc: CarriedIncident): Promise<void> {
+    void inc;
+    await this.wait(
+      () => this.s.pause == null || this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0,
+      this.s.pause?.until ?? null,
+    );
+    this.expirePauseIfDue();
+    if (this.s.skipPending) return;
+    if (this.s.firing.length === 0) return this.close('resolved', 'alert resolved while paused', {});
+    if (this.s.pause == null || this.s.approvalPending) this.s.phase = 'checking';
+  }
+
+  private async attempt(inc: CarriedIncident): Promise<void> {
+    const approved = this.s.approvalPending;
+    this.s.approvalPending = false;
+    inc.attempts++;
+    const id = `${inc.id}-${inc.attempts}`;
+    const startedAt = Date.now();
+    this.s.lastAttemptAt = startedAt;
+    this.s.phase = 'restarting';
+    this.syncSearchAttributes();
+    await this.audit({
+      event: 'restart',
+      decision: 'restart',
+      reason: approved ? 'approved by a human' : 'confirmed unhealthy after validation',
+      attemptId: id,
+    });
+    const host = this.hostActivities(inc);
+    let beforeFingerprint: string;
+    try {
+      const r = await host.restart({ ...this.ref(), attemptId: id });
+      beforeFingerprint = r.beforeFingerprint;
+      if (r.outcome === 'already-restarted')
+        log.warn('host reported the restart already done for this attempt', { id });
+    } catch (err) {
+      const f = readFailure(err, true);
+      return this.finishAttempt(inc, { ok: false, ...f, approved, id, startedAt });
+    }
+    this.s.restarts.push(startedAt);
+    this.s.phase = 'verifying';
+    this.syncSearchAttributes();
+    let ok: boolean;
+    let reason: string;
+    let detail: string;
+    try {
+      const v = await host.verify({
+        ...this.ref(),
+        beforeFingerprint,
+        timeoutMs: inc.policy.verifyTimeoutMs,
+        stableMs: inc.policy.verifyStableMs,
+      });
+      ({ ok, reason, detail } = v);
+    } catch (err) {
+      const f = readFailure(err, true);
+      ({ reason, detail } = f);
+      ok = false;
+    }
+    if (ok && inc.policy.verifyAlertClears) {
+      const remaining = Math.max(5_000, inc.policy.verifyTimeoutMs - (Date.now() - startedAt));
+      const c = await delivery.waitForAlertClear({
+        host: this.input.host,
+        service: this.input.service,
+        alertnames: inc.alertnames,
+        timeoutMs: remaining,
+      });
+      if (!c.cleared) {
+        ok = false;
+        reason = 'alert-still-firing';
+        detail = c.detail;
+      }
+    }
+    return this.finishAttempt(inc, {
+      ok,
+      reason,
+      detail,
+      restarted: true,
+      approved,
+      id,
+      startedAt,
+      alreadyCounted: true,
+    });
+  }
+
+  private async finishAttempt(
+    inc: CarriedIncident,
+    a: {
+      ok: boolean;
+      reason: string;
+      detail: string;
+      restarted: boolean;
+      approved: boolean;
+      id: string;
+      startedAt: number;
+      alreadyCounted?: boolean;
+    },
+  ): Promise<void> {
+    const now = Date.now();
+    if (a.restarted && !a.alreadyCounted) this.s.restarts.push(a.startedAt);
+    this.s.restarts = pruneRestarts(this.s.restarts, now);
+    const next = afterAttempt(this.s.consecutiveFailures, a.ok, inc.policy);
+    this.s.consecutiveFailures = next.consecutiveFailures;
+    const record: AttemptRecord = {
+      id: a.id,
+      at: iso(a.startedAt)!,
+      result: a.ok ? 'success' : 'failure',
+      reason: a.reason,
+      restarted: a.restarted,
+      approved: a.approved,
+      durationMs: now - a.startedAt,
+      detail: a.detail.slice(0, 300),
+    };
+    this.s.attempts = [...this.s.attempts, record].slice(-RECENT_ATTEMPTS);
+    if (a.restarted) this.s.totals.restarts++;
+    if (!a.ok) this.s.totals.failures++;
+    await this.audit({
+      event: 'attempt-finished',
+      decision: a.ok ? 'recovered' : 'failed',
+      reason: a.reason,
+      detail: a.detail.slice(0, 500),
+      attemptId: a.id,
+      result: record.result,
+      restarted: a.restarted,
+    });
+    if (a.ok) return this.close('verified', `recovered after restart (${a.detail})`, {});
+
+    if (a.reason === 'host-unreachable' && !inc.hostUnreachableEscalated) {
+      inc.hostUnreachableEscalated = true;
+      await this.escalate(
+        'HostUnreachable',
+        `no selfheal worker is serving host ${this.input.host} (queue ${hostTaskQueue(this.input.host)}); cannot act on ${this.input.service}`,
+      );
+    }
+    if (next.escalate) {
+      this.s.phase = 'escalated';
+      await this.escalate(
+        'ConsecutiveFailures',
+        `${this.input.service} on ${this.input.host}: ${this.s.consecutiveFailures} consecutive failed attempts (limit ${inc.policy.maxConsecutiveFailures}); last: ${a.reason}: ${a.detail}. Waiting for a human: selfheal approve|skip ${this.input.service} --host ${this.input.host}`,
+      );
+      return;
+    }
+    const until = cooldownUntil(this.s, inc.policy, now);
+    if (until != null) {
+      this.s.phase = 'cooldown';
+      inc.waitUntil = until;
+    } else this.s.phase = 'checking';
+  }
+
+  private async close(outcome: string, reason: string, opts: { resetFailures?: boolean }): Promise<void> {
+    if (opts.resetFailures) this.s.consecutiveFailures = 0;
+    await this.audit({ event: 'incident-closed', decision: outcome, reason });
+    this.s.incident = null;
+    this.s.skipPending = false;
+    this.s.approvalPending = false;
+    // Alerts that arrived during the incident belonged to it.
+    this.s.pendingAlert = null;
+    this.s.phase = this.s.pause ? 'paused' : 'idle';
+  }
+}
+
+/** The entity workflow of one service on one host. */
+export async function selfhealService(input: ServiceWorkflowInput): Promise<void> {
+  const entity = new ServiceEntity(input);
+  entity.installHandlers();
+  await entity.run();
+}
