@@ -12,6 +12,7 @@ import { startApiServer, type ApiServer } from '../api/server';
 import { servicesOnHost, type Config } from '../config/config';
 import { hostNameProblem } from '../config/names';
 import { createMetrics, type SelfhealMetrics } from '../metrics/metrics';
+import { serveMetrics } from '../metrics/server';
 import { workflowStateSource } from '../metrics/state-source';
 import { ServiceActions } from '../temporal/actions';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from '../temporal/connection';
@@ -189,6 +190,13 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
       await Promise.allSettled(runs);
     });
 
+    let metricsUrl: string | null = null;
+    if (opts.control && !opts.api && config.worker.metricsListen) {
+      const served = await serveMetrics(metrics.registry, config.worker.metricsListen);
+      metricsUrl = served.url;
+      cleanups.push(() => served.close());
+    }
+
     let api: ApiServer | null = null;
     let client: Client | null = null;
     if (opts.api) {
@@ -214,7 +222,8 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
       `  Temporal       ${temporalAddress(config)}${devServer ? ` (embedded dev server, state in ${shortPath(devServer.dbFile ?? '')})` : ''}, namespace ${config.temporal.namespace}`,
     );
     lines.push(`  Data folder    ${shortPath(config.temporal.dataDir)}   audit log: ${shortPath(config.audit.file)}`);
-    if (opts.control) lines.push(`  Control worker queue ${CONTROL_TASK_QUEUE}`);
+    if (opts.control)
+      lines.push(`  Control worker queue ${CONTROL_TASK_QUEUE}${metricsUrl ? `, metrics ${metricsUrl}` : ''}`);
     if (opts.host !== null) {
       const mine = servicesOnHost(config, opts.host);
       lines.push(`  Host worker    ${opts.host}: ${mine.length} service(s), queue ${hostTaskQueue(opts.host)}`);

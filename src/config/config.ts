@@ -81,6 +81,8 @@ export interface Config {
     temporalMetricsListen: string | null;
     /** Run `systemctl restart` through `sudo -n` (see `selfheal privileges`); polkit needs no sudo. */
     sudo: boolean;
+    /** Where a control worker running without the API serves the product's counters; null disables. */
+    metricsListen: string | null;
   };
   services: ServiceConfig[];
 }
@@ -444,7 +446,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
 
   // alerts
   const al = c.object(top.alerts, ['alerts'], ['serviceLabel', 'hostLabel', 'ignoreAlertnames']) ?? {};
-  let ignoreAlertnames = ['SelfHealingExhausted', 'ConsecutiveFailures'];
+  let ignoreAlertnames = ['SelfHealingExhausted', 'ConsecutiveFailures', 'SelfHealingActive', 'SelfHealingUnavailable'];
   if (al.ignoreAlertnames !== undefined) {
     if (!Array.isArray(al.ignoreAlertnames) || al.ignoreAlertnames.some((x) => typeof x !== 'string')) {
       c.problem(['alerts', 'ignoreAlertnames'], 'must be a list of alert names');
@@ -487,7 +489,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
     }
   }
 
-  const w = c.object(top.worker, ['worker'], ['stateDir', 'temporalMetrics', 'sudo']) ?? {};
+  const w = c.object(top.worker, ['worker'], ['stateDir', 'temporalMetrics', 'sudo', 'metrics']) ?? {};
   const temporalMetricsListen = c.string(w.temporalMetrics, ['worker', 'temporalMetrics'], '127.0.0.1:9464', {
     allowEmpty: true,
   });
@@ -498,7 +500,13 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
     stateDir: resolve(cwd, c.string(w.stateDir, ['worker', 'stateDir'], `${temporal.dataDir}/host-state`)!),
     temporalMetricsListen: temporalMetricsListen || null,
     sudo: c.boolean(w.sudo, ['worker', 'sudo'], false),
+    metricsListen: null as string | null,
   };
+  const metricsListen = c.string(w.metrics, ['worker', 'metrics'], '127.0.0.1:9465', { allowEmpty: true });
+  if (metricsListen && !parseListen(metricsListen)) {
+    c.problem(['worker', 'metrics'], `${show(metricsListen)} must be host:port, or "" to disable`);
+  }
+  worker.metricsListen = metricsListen || null;
 
   // services
   const services: ServiceConfig[] = [];

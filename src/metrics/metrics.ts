@@ -12,6 +12,8 @@ export interface ServiceGaugeState {
   status: Status;
   phase: string;
   consecutiveFailures: number;
+  /** Known when read from the workflow itself (not from the visibility index). */
+  restartsLastHour?: number;
 }
 
 /** Supplies current state of every guarded service when /metrics is scraped. */
@@ -84,9 +86,22 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
       for (const s of await states()) this.set({ host: s.host, service: s.service }, s.phase === 'exhausted' ? 1 : 0);
     },
   });
+  const restartsLastHour = new Gauge({
+    name: 'selfhealing_restarts_last_hour',
+    help: 'Restarts of the service in the sliding hour the budget counts (from the workflow state).',
+    labelNames: ['host', 'service'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const s of await states()) {
+        if (s.restartsLastHour !== undefined) this.set({ host: s.host, service: s.service }, s.restartsLastHour);
+      }
+    },
+  });
   void consecutiveFailures;
   void serviceStatus;
   void budgetExhausted;
+  void restartsLastHour;
 
   const temporalUp = new Gauge({
     name: 'selfhealing_temporal_up',

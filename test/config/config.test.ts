@@ -52,7 +52,12 @@ describe('config', () => {
     assert.equal(c.temporal.address, 'embedded');
     assert.equal(c.services[0].manager, 'systemd');
     assert.equal(c.services[0].unit, 'a.service');
-    assert.deepEqual(c.alerts.ignoreAlertnames, ['SelfHealingExhausted', 'ConsecutiveFailures']);
+    assert.deepEqual(c.alerts.ignoreAlertnames, [
+      'SelfHealingExhausted',
+      'ConsecutiveFailures',
+      'SelfHealingActive',
+      'SelfHealingUnavailable',
+    ]);
   });
 
   it('substitutes ${ENV} and ${ENV:-default} in values', () => {

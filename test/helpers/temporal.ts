@@ -1,6 +1,7 @@
 // Temporal servers and workers for tests: the real time-skipping test server and the real dev
 // server, both from the binaries `npm run setup` installed (the SDK download is the fallback).
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Info } from '@temporalio/activity';
+import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   bundleWorkflowCode,
   DefaultLogger,
@@ -94,4 +95,18 @@ export async function startWorkers(
       await Promise.allSettled(runs);
     },
   };
+}
+
+/** An activity context for calling activity functions directly, with a quiet logger. */
+export function mockActivityEnv(info: Partial<Info> = {}): MockActivityEnvironment {
+  return new MockActivityEnvironment(info, { logger: new DefaultLogger('ERROR') });
+}
+
+/** MockActivityEnvironment.run with the result type kept. */
+export function runActivity<A extends unknown[], R>(
+  env: MockActivityEnvironment,
+  fn: (...args: A) => Promise<R>,
+  ...args: A
+): Promise<R> {
+  return env.run(fn, ...args) as Promise<R>;
 }
