@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { ActionError, ServiceActions, isUnavailable } from '../temporal/actions';
+import { ActionError, ServiceActions, isUnavailable, resolveService } from '../temporal/actions';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
 import { stateDetails, statusTable } from './output';
@@ -56,6 +56,15 @@ async function withClient<T>(config: Config, fn: (client: Client) => Promise<T>)
   }
 }
 
+/** Checks the service against the config before any connection is made. */
+function resolveOrExit(config: Config, service: string, host: string | undefined) {
+  try {
+    return resolveService(config, service, host);
+  } catch (err) {
+    return mapActionError(err);
+  }
+}
+
 function mapActionError(err: unknown): never {
   if (err instanceof ActionError) {
     const code = err.code === 'conflict' ? EXIT.conflict : err.code === 'unavailable' ? EXIT.unavailable : EXIT.usage;
@@ -91,6 +100,8 @@ async function runUntilSignal(opts: RunOptions): Promise<void> {
 
 export function buildProgram(): Command {
   const program = new Command();
+  // Before any subcommand is defined: they inherit it, so errors come back to main() for exit codes.
+  program.exitOverride();
   program
     .name('selfheal')
     .description(
@@ -189,11 +200,12 @@ Examples:
     .option('--json', 'machine-readable output')
     .action(async (service: string | undefined, o: { config?: string; host?: string; json?: boolean }) => {
       const config = readConfig(o.config);
+      const one = service ? resolveOrExit(config, service, o.host) : null;
       await withClient(config, async (client) => {
         const actions = new ServiceActions(client, config, 10_000);
         try {
-          if (service) {
-            const svc = actions.resolve(service, o.host);
+          if (one) {
+            const svc = one;
             const st = await actions.state(svc.host, svc.name);
             process.stdout.write(
               (o.json
@@ -220,10 +232,10 @@ Examples:
       .option('--by <name>', 'who (default: $USER)')
       .action(async (service: string, o: { config?: string; host?: string; reason?: string; by?: string }) => {
         const config = readConfig(o.config);
+        const svc = resolveOrExit(config, service, o.host);
         await withClient(config, async (client) => {
           const actions = new ServiceActions(client, config, 10_000);
           try {
-            const svc = actions.resolve(service, o.host);
             const p = { by: o.by ?? process.env.USER ?? 'cli', reason: o.reason };
             const r =
               name === 'approve'
@@ -326,7 +338,6 @@ Examples:
 
 export async function main(argv = process.argv): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return EXIT.ok;

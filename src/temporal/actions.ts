@@ -71,6 +71,27 @@ export interface ActionResult {
   message: string;
 }
 
+/** Finds a configured service by name (and host, when the name is on several hosts). */
+export function resolveService(config: Config, service: string, host?: string): ServiceConfig {
+  const matches = config.services.filter((s) => s.name === service && (!host || s.host === host));
+  if (matches.length === 0) {
+    const known = config.services.filter((s) => s.name === service).map((s) => s.host);
+    throw new ActionError(
+      'not-found',
+      host && known.length
+        ? `${service} is not configured on host ${host} (it is on: ${known.join(', ')})`
+        : `${service} is not a configured service (${config.source})`,
+    );
+  }
+  if (matches.length > 1) {
+    throw new ActionError(
+      'ambiguous',
+      `${service} is configured on several hosts (${matches.map((m) => m.host).join(', ')}); say which with --host`,
+    );
+  }
+  return matches[0];
+}
+
 export class ServiceActions {
   constructor(
     private readonly client: Client,
@@ -93,23 +114,7 @@ export class ServiceActions {
 
   /** Finds a configured service by name (and host, when the name is on several hosts). */
   resolve(service: string, host?: string): ServiceConfig {
-    const matches = this.config.services.filter((s) => s.name === service && (!host || s.host === host));
-    if (matches.length === 0) {
-      const known = this.config.services.filter((s) => s.name === service).map((s) => s.host);
-      throw new ActionError(
-        'not-found',
-        host && known.length
-          ? `${service} is not configured on host ${host} (it is on: ${known.join(', ')})`
-          : `${service} is not a configured service (${this.config.source})`,
-      );
-    }
-    if (matches.length > 1) {
-      throw new ActionError(
-        'ambiguous',
-        `${service} is configured on several hosts (${matches.map((m) => m.host).join(', ')}); say which with --host`,
-      );
-    }
-    return matches[0];
+    return resolveService(this.config, service, host);
   }
 
   /** The workflow's own state, or null when it has no workflow yet. */
