@@ -11,6 +11,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -128,6 +129,20 @@ function alertNames(names: string[] | undefined): string[] {
   return clean.length ? union([], clean) : ['manual'];
 }
 
+function payloadObject(p: unknown): Record<string, unknown> {
+  return p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Record<string, unknown>) : {};
+}
+
+function stringList(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
+}
+
+function humanPayload(p: unknown): HumanActionPayload {
+  const o = payloadObject(p);
+  const text = (v: unknown, n: number) => (typeof v === 'string' ? v.slice(0, n) : undefined);
+  return { by: text(o.by, 100), reason: text(o.reason, 500) };
+}
+
 function iso(ms: number | null | undefined): string | null {
   return ms == null ? null : new Date(ms).toISOString();
 }
@@ -177,12 +192,20 @@ class ServiceEntity {
   // ---- messages -------------------------------------------------------------------------------
 
   installHandlers(): void {
-    setHandler(alertFiringSignal, (p = {}) => this.onFiring(p.alertnames, p.summary));
-    setHandler(alertResolvedSignal, (p = {}) => this.onResolved(p.alertnames));
-    setHandler(approveSignal, (p = {}) => this.onHuman('approve', p));
-    setHandler(skipSignal, (p = {}) => this.onHuman('skip', p));
-    setHandler(pauseSignal, (p = {}) => this.onPause(p.until ?? null, p));
-    setHandler(resumeSignal, (p = {}) => this.onHuman('resume', p));
+    // Signals can come from anywhere (the Temporal UI, the CLI): read payloads defensively, so a
+    // malformed one is ignored field by field instead of failing the workflow task.
+    setHandler(alertFiringSignal, (p) => {
+      const o = payloadObject(p);
+      this.onFiring(stringList(o.alertnames), typeof o.summary === 'string' ? o.summary : undefined);
+    });
+    setHandler(alertResolvedSignal, (p) => this.onResolved(stringList(payloadObject(p).alertnames)));
+    setHandler(approveSignal, (p) => this.onHuman('approve', humanPayload(p)));
+    setHandler(skipSignal, (p) => this.onHuman('skip', humanPayload(p)));
+    setHandler(pauseSignal, (p) => {
+      const until = payloadObject(p).until;
+      this.onPause(typeof until === 'string' ? until : null, humanPayload(p));
+    });
+    setHandler(resumeSignal, (p) => this.onHuman('resume', humanPayload(p)));
     setHandler(stateQuery, () => this.view());
   }
 
@@ -487,7 +510,16 @@ class ServiceEntity {
   private async openIncident(): Promise<void> {
     const alert = this.s.pendingAlert!;
     this.s.pendingAlert = null;
-    const resolved = await local.resolveService({ host: this.input.host, service: this.input.service });
+    let resolved: Awaited<ReturnType<ControlActivities['resolveService']>>;
+    try {
+      resolved = await local.resolveService({ host: this.input.host, service: this.input.service });
+    } catch (err) {
+      // Cannot happen short of a broken control worker; keep the alert and try again later.
+      log.error('cannot read the service configuration; retrying in 1 minute', { error: (err as Error).message });
+      this.s.pendingAlert = alert;
+      await sleep(60_000);
+      return;
+    }
     if (!resolved.configured) {
       await this.audit({ event: 'not-configured', decision: 'no-restart', reason: resolved.reason });
       return;
@@ -588,11 +620,9 @@ class ServiceEntity {
         });
       }
       const promFiring = unitActive
-        ? await local.alertStillFiring({
-            host: this.input.host,
-            service: this.input.service,
-            alertnames: inc.alertnames,
-          })
+        ? await local
+            .alertStillFiring({ host: this.input.host, service: this.input.service, alertnames: inc.alertnames })
+            .catch(() => null)
         : null;
       if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled: this.s.firing.length > 0 })) {
         this.s.consecutiveFailures = 0;
@@ -760,12 +790,17 @@ class ServiceEntity {
     }
     if (ok && inc.policy.verifyAlertClears) {
       const remaining = Math.max(5_000, inc.policy.verifyTimeoutMs - (Date.now() - startedAt));
-      const c = await delivery.waitForAlertClear({
+      const clear = proxyActivities<ControlActivities>({
+        startToCloseTimeout: remaining + 30_000,
+        heartbeatTimeout: '1m',
+        retry: { maximumAttempts: 2 },
+      }).waitForAlertClear;
+      const c = await clear({
         host: this.input.host,
         service: this.input.service,
         alertnames: inc.alertnames,
         timeoutMs: remaining,
-      });
+      }).catch((err: Error) => ({ cleared: false, detail: `could not check Prometheus: ${err.message}` }));
       if (!c.cleared) {
         ok = false;
         reason = 'alert-still-firing';

@@ -1,6 +1,8 @@
 // The HTTP API through app.inject, against the real Temporal dev server with real workers (the
 // service manager is the in-memory one: restarts are not the subject here).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,6 +14,7 @@ import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
 import { workflowStateSource } from '../../src/metrics/state-source';
 import { ServiceActions } from '../../src/temporal/actions';
+import { temporalCliPath } from '../../src/temporal/binaries';
 import { stateQuery, WORKFLOW_TYPE, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { runCli } from '../helpers/cli';
 import { tempDir, testConfig } from '../helpers/config';
@@ -19,6 +22,7 @@ import { FakeManager } from '../helpers/fake-manager';
 import { devServerEnv, startWorkers, type RunningWorkers } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 
+const execFileAsync = promisify(execFile);
 const TOKEN = 'webhook-token-0123456789';
 const ADMIN = 'admin-token-0123456789abc';
 const dir = tempDir();
@@ -363,6 +367,32 @@ describe('services and human actions', () => {
     const detail = await runCli(['status', 'cli.service', '--config', configFile]);
     assert.match(detail.stdout, /Status:\s+OK/);
     assert.match(detail.stdout, /Totals:\s+2 incidents, 1 restarts/);
+  });
+});
+
+describe('plain Temporal signals', () => {
+  it('pause, query and resume with the Temporal CLI itself (as the README shows)', async () => {
+    const temporal = temporalCliPath();
+    assert.ok(temporal, 'the Temporal CLI is installed by npm run setup');
+    // Asynchronous on purpose: the workers run in this process and must keep answering meanwhile.
+    const cli = async (...args: string[]) =>
+      (await execFileAsync(temporal!, [...args, '--address', env.address, '--namespace', 'default'])).stdout;
+    const id = workflowIdFor('web1', 'svc7.service');
+    await cli(
+      'workflow',
+      'signal',
+      '--workflow-id',
+      id,
+      '--name',
+      'pause',
+      '--input',
+      '{"by":"temporal-cli","reason":"test"}',
+    );
+    await waitFor(async () => (await state('svc7.service')).paused, { what: 'paused by the Temporal CLI' });
+    const queried = await cli('workflow', 'query', '--workflow-id', id, '--type', 'state', '--output', 'json');
+    assert.match(queried, /"paused": true/);
+    await cli('workflow', 'signal', '--workflow-id', id, '--name', 'resume');
+    await waitFor(async () => !(await state('svc7.service')).paused, { what: 'resumed by the Temporal CLI' });
   });
 });
 

@@ -6,13 +6,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createControlActivities } from '../../src/activities/control';
+import { PrometheusClient } from '../../src/activities/prometheus';
 import type { Config } from '../../src/config/config';
 import { stateQuery, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { runCli } from '../helpers/cli';
 import { tempDir, testConfig } from '../helpers/config';
 import { FakeManager } from '../helpers/fake-manager';
 import { freePort } from '../helpers/ports';
-import { devServerEnv, startWorkers, type RunningWorkers } from '../helpers/temporal';
+import { devServerEnv, mockActivityEnv, runActivity, startWorkers, type RunningWorkers } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 
 const SERVICE = 'crypto-agent@ETH_USDT.service';
@@ -113,6 +115,24 @@ describe('selfheal poll', () => {
     assert.equal((await state()).incident?.duplicateAlerts, 0);
   });
 
+  it('the control activities ask Prometheus whether the alert of an incident still fires', async () => {
+    const acts = createControlActivities({ config, prometheus: new PrometheusClient(promUrl), pollIntervalMs: 200 });
+    const actEnv = mockActivityEnv();
+    const check = { host: 'homelab', service: SERVICE, alertnames: ['ServiceStalled'] };
+    assert.equal(await runActivity(actEnv, acts.alertStillFiring, check), true);
+    assert.equal(await runActivity(actEnv, acts.alertStillFiring, { ...check, alertnames: ['ServiceDown'] }), false);
+    assert.equal(await runActivity(actEnv, acts.alertStillFiring, { ...check, service: 'a.service' }), false);
+    // `manual` incidents look at any alert of the service except those about self-healing itself.
+    assert.equal(await runActivity(actEnv, acts.alertStillFiring, { ...check, alertnames: ['manual'] }), true);
+    const wait = await runActivity(actEnv, acts.waitForAlertClear, { ...check, timeoutMs: 600 });
+    assert.deepEqual(wait, { cleared: false, detail: 'still firing: ServiceStalled' });
+    const offline = createControlActivities({
+      config,
+      prometheus: new PrometheusClient(`http://127.0.0.1:${await freePort()}`),
+    });
+    assert.equal(await runActivity(actEnv, offline.alertStillFiring, check), null, 'unknown, not a guess');
+  });
+
   it('sends the resolve once the alert is gone from Prometheus', async () => {
     writeFileSync(rulesFile, 'groups: []\n');
     const reload = await fetch(`${promUrl}/-/reload`, { method: 'POST' });
@@ -125,6 +145,14 @@ describe('selfheal poll', () => {
     const r = await runCli(['poll', '--config', configFile]);
     assert.equal(r.code, 0, r.stderr);
     await waitFor(async () => (await state()).phase === 'idle', { what: 'validation cancelled by the resolve' });
+    const acts = createControlActivities({ config, prometheus: new PrometheusClient(promUrl), pollIntervalMs: 200 });
+    const cleared = await runActivity(mockActivityEnv(), acts.waitForAlertClear, {
+      host: 'homelab',
+      service: SERVICE,
+      alertnames: ['ServiceStalled'],
+      timeoutMs: 5_000,
+    });
+    assert.equal(cleared.cleared, true);
     assert.equal((await state()).totals.restarts, 0);
   });
 

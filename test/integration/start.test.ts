@@ -16,6 +16,7 @@ const dir = tempDir();
 let apiPort: number;
 let temporalPort: number;
 let uiPort: number;
+let sdkMetricsPort: number;
 let configFile: string;
 let proc: CliProcess | null = null;
 
@@ -47,13 +48,18 @@ const api = (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${apiP
 before(async () => {
   // Built code: the workers load dist/workflow-bundle.js instead of bundling at start.
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--quiet'], { cwd: ROOT, stdio: 'inherit' });
-  [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  [apiPort, temporalPort, uiPort, sdkMetricsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   configFile = join(dir, 'selfheal.yaml');
   writeFileSync(
     configFile,
     `temporal: { dataDir: ${join(dir, 'data')}, port: ${temporalPort}, uiPort: ${uiPort} }
 api: { listen: "127.0.0.1:${apiPort}" }
-worker: { temporalMetrics: "", metrics: "" }
+worker: { temporalMetrics: "127.0.0.1:${sdkMetricsPort}", metrics: "" }
 policy: { validationWindow: 1h }
 services:
   - { name: jira-worker.service, host: homelab }
@@ -77,6 +83,16 @@ describe('selfheal start', () => {
     assert.match(out, /Tokens +generated/);
     assert.ok(existsSync(join(dir, 'data', 'temporal.db')), 'SQLite file under temporal.dataDir');
     assert.equal((await api('/readyz')).status, 200);
+    // The workers' own metrics, from the Temporal SDK runtime's Prometheus exporter.
+    assert.match(out, new RegExp(`Worker metrics http://127\\.0\\.0\\.1:${sdkMetricsPort}/metrics`));
+    const sdk = await waitFor(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${sdkMetricsPort}/metrics`)).text();
+        return /^temporal_\w+/m.test(text) ? text : null;
+      },
+      { what: 'temporal_* worker metrics' },
+    );
+    assert.match(sdk, /task_queue="selfheal-control"/);
   });
 
   it('accepts an alert with the generated token, and Ctrl-C stops everything cleanly', async () => {

@@ -325,6 +325,22 @@ describe('selfhealService workflow (time-skipping server)', () => {
     assert.equal(escalations(svc, 'HostUnreachable').length, 1, 'HostUnreachable once per incident');
   });
 
+  it('shrugs off malformed signal payloads (e.g. typed by hand in the Temporal UI)', async () => {
+    const svc = 'resolve.service';
+    const h = handle(svc);
+    await h.signal(alertFiringSignal.name, null);
+    await h.signal(alertFiringSignal.name, 'not an object');
+    await h.signal(alertFiringSignal.name, { alertnames: 'ServiceDown', summary: 42 });
+    await h.signal(pauseSignal.name, { until: 12, by: ['x'] });
+    await h.signal(approveSignal.name, [1, 2, 3]);
+    const s = await until(svc, 'still answering, incident opened', (x) => x.incident !== null && x.paused);
+    assert.deepEqual(s.firingAlerts, ['manual']);
+    assert.equal(s.pausedUntil, null, 'an invalid until means until resumed');
+    await h.signal(resumeSignal, {});
+    await h.signal(skipSignal, {});
+    await until(svc, 'back to idle', (x) => x.phase === 'idle' && !x.paused);
+  });
+
   it('continues-as-new with its budget and failure counts intact', async () => {
     const svc = 'can.service';
     fake.set(svc, { failsOnStart: true });
