@@ -174,14 +174,7 @@ Examples:
     .addOption(configOpt())
     .action(async (o: { config?: string }) => {
       const config = readConfig(o.config);
-      const server = await DevServer.start({
-        dataDir: config.temporal.dataDir,
-        port: config.temporal.port,
-        uiPort: config.temporal.uiPort,
-        namespace: config.temporal.namespace,
-        services: config.services.length,
-        searchAttributes: config.temporal.searchAttributes,
-      });
+      const server = await DevServer.start(DevServer.optionsFor(config));
       process.stdout.write(
         `Temporal dev server at ${server.address}, UI ${server.uiUrl}, state ${server.dbFile}\nPress Ctrl-C to stop.\n`,
       );

@@ -152,14 +152,7 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     let devServer: DevServer | null = null;
     if (opts.devServer && config.temporal.embedded) {
       out(`starting the embedded Temporal dev server (SQLite in ${shortPath(config.temporal.dataDir)}) ...`);
-      devServer = await DevServer.start({
-        dataDir: config.temporal.dataDir,
-        port: config.temporal.port,
-        uiPort: config.temporal.uiPort,
-        namespace: config.temporal.namespace,
-        services: config.services.length,
-        searchAttributes: config.temporal.searchAttributes,
-      });
+      devServer = await DevServer.start(DevServer.optionsFor(config));
       const ds = devServer;
       cleanups.push(() => ds.stop());
     }

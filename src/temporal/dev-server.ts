@@ -5,6 +5,7 @@ import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
+import type { Config } from '../config/config';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { temporalCliPath } from './binaries';
 
@@ -75,6 +76,18 @@ export class DevServer {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** The embedded server as the configuration describes it. */
+  static optionsFor(config: Config): DevServerOptions {
+    return {
+      dataDir: config.temporal.dataDir,
+      port: config.temporal.port,
+      uiPort: config.temporal.uiPort,
+      namespace: config.temporal.namespace,
+      services: config.services.length,
+      searchAttributes: config.temporal.searchAttributes,
+    };
   }
 
   static args(opts: DevServerOptions): string[] {
