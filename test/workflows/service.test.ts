@@ -59,6 +59,7 @@ services:
   - { name: paused.service, host: h1 }
   - { name: ghost.service, host: ghost, policy: { validationWindow: 10s, hostTimeout: 1s } }
   - { name: can.service, host: h1, policy: ${fast} }
+  - { name: webhook-down.service, host: h1, policy: { mode: approval, validationWindow: 10s } }
 `,
     dir,
   );
@@ -323,6 +324,33 @@ describe('selfhealService workflow (time-skipping server)', () => {
     await until(svc, 'escalated', (x) => x.phase === 'escalated', 'ghost');
     await waitFor(() => escalations(svc, 'ConsecutiveFailures').length === 1, { what: 'ConsecutiveFailures' });
     assert.equal(escalations(svc, 'HostUnreachable').length, 1, 'HostUnreachable once per incident');
+  });
+
+  it('keeps retrying an escalation until the webhook takes it, without blocking the workflow', async () => {
+    const svc = 'webhook-down.service';
+    sink.status = 503;
+    try {
+      await fire(svc);
+      await until(svc, 'validating', (s) => s.phase === 'validating');
+      await env.sleep('10s');
+      await until(svc, 'awaiting approval', (s) => s.phase === 'awaiting-approval');
+      await env.sleep('2m'); // several delivery attempts fail meanwhile
+      assert.equal(escalations(svc).length, 0);
+      // The workflow is not stuck behind the delivery: it still takes decisions.
+      await handle(svc).signal(approveSignal, { by: 'test' });
+      await until(
+        svc,
+        'restarted while the escalation is undelivered',
+        (s) => s.totals.restarts === 1 && s.phase === 'idle',
+      );
+    } finally {
+      sink.status = 200;
+    }
+    await env.sleep('10m');
+    await waitFor(() => escalations(svc, 'ApprovalRequired').length === 1, {
+      what: 'delivered once the webhook is back',
+    });
+    assert.match(String(escalations(svc)[0].id), /^selfheal\/h1\/webhook-down\.service\/inc-1\/ApprovalRequired\/\d+$/);
   });
 
   it('shrugs off malformed signal payloads (e.g. typed by hand in the Temporal UI)', async () => {
