@@ -19,8 +19,10 @@ export function prebuiltBundlePath(): string {
 }
 
 export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  const bundle = process.env.SELFHEAL_WORKFLOW_BUNDLE ?? prebuiltBundlePath();
-  if (existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
+  // Running from the TypeScript sources: never pick up a bundle built from older code.
+  const fromSource = __filename.endsWith('.ts') || !!process.env.SELFHEAL_FROM_SOURCE;
+  const bundle = process.env.SELFHEAL_WORKFLOW_BUNDLE ?? (fromSource ? null : prebuiltBundlePath());
+  if (bundle && existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
   // Development fallback (e.g. running from source with tsx): bundle at start.
   return { workflowsPath: require.resolve('../workflows') };
 }

@@ -174,6 +174,8 @@ interface HumanEvent {
   decision: string;
   reason: string;
   by: string | null;
+  /** The phase when the signal arrived (the log line is written a step later). */
+  phase?: Phase;
 }
 
 class ServiceEntity {
@@ -239,7 +241,7 @@ class ServiceEntity {
     this.s.pause = { until: Number.isFinite(untilMs) ? untilMs : null, by: p.by ?? null, reason: p.reason ?? null };
     if (!this.s.incident) this.s.phase = 'paused';
     const forHow = this.s.pause.until ? `until ${iso(this.s.pause.until)}` : 'until resumed';
-    this.humanEvents.push({
+    this.recordHuman({
       event: 'paused',
       decision: 'pause',
       reason: `${p.reason ?? 'maintenance'} (${forHow})`,
@@ -254,16 +256,16 @@ class ServiceEntity {
     if (action === 'approve') {
       if (this.canApprove()) {
         this.s.approvalPending = true;
-        this.humanEvents.push({ event: 'approved', decision: 'restart-once', reason: why || 'approved', by });
+        this.recordHuman({ event: 'approved', decision: 'restart-once', reason: why || 'approved', by });
       } else {
-        this.humanEvents.push({ event: 'ignored-signal', decision: 'none', reason: 'approve: nothing to approve', by });
+        this.recordHuman({ event: 'ignored-signal', decision: 'none', reason: 'approve: nothing to approve', by });
       }
     } else if (action === 'skip') {
       if (this.canSkip()) {
         this.s.skipPending = true;
-        this.humanEvents.push({ event: 'skipped', decision: 'drop-incident', reason: why || 'skipped', by });
+        this.recordHuman({ event: 'skipped', decision: 'drop-incident', reason: why || 'skipped', by });
       } else {
-        this.humanEvents.push({
+        this.recordHuman({
           event: 'ignored-signal',
           decision: 'none',
           reason: 'skip: no incident in progress',
@@ -273,10 +275,14 @@ class ServiceEntity {
     } else if (this.s.pause) {
       this.s.pause = null;
       if (!this.s.incident) this.s.phase = 'idle';
-      this.humanEvents.push({ event: 'resumed', decision: 'resume', reason: why || 'resumed', by });
+      this.recordHuman({ event: 'resumed', decision: 'resume', reason: why || 'resumed', by });
     } else {
-      this.humanEvents.push({ event: 'ignored-signal', decision: 'none', reason: 'resume: not paused', by });
+      this.recordHuman({ event: 'ignored-signal', decision: 'none', reason: 'resume: not paused', by });
     }
+  }
+
+  private recordHuman(e: Omit<HumanEvent, 'phase'>): void {
+    this.humanEvents.push({ ...e, phase: this.s.phase });
   }
 
   private canApprove(): boolean {
@@ -386,7 +392,13 @@ class ServiceEntity {
   private async flushHumanEvents(): Promise<void> {
     while (this.humanEvents.length) {
       const e = this.humanEvents.shift()!;
-      await this.audit({ event: e.event, decision: e.decision, reason: e.reason, by: e.by });
+      await this.audit({
+        event: e.event,
+        decision: e.decision,
+        reason: e.reason,
+        by: e.by,
+        ...(e.phase ? { phase: e.phase } : {}),
+      });
     }
   }
 
@@ -492,7 +504,7 @@ class ServiceEntity {
     const until = this.s.pause?.until;
     if (until != null && Date.now() >= until) {
       this.s.pause = null;
-      this.humanEvents.push({ event: 'resumed', decision: 'resume', reason: 'pause expired', by: null });
+      this.recordHuman({ event: 'resumed', decision: 'resume', reason: 'pause expired', by: null });
       return true;
     }
     return false;
