@@ -427,7 +427,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
     adminToken: c.string(a.adminToken, ['api', 'adminToken'], null),
     insecure: c.boolean(a.insecure, ['api', 'insecure'], false),
     bodyLimitBytes: bodyLimitBytes ?? 1024 * 1024,
-    temporalTimeoutMs: c.duration(a.temporalTimeout, ['api', 'temporalTimeout'], 5_000, { min: 100 }),
+    temporalTimeoutMs: c.duration(a.temporalTimeout, ['api', 'temporalTimeout'], 10_000, { min: 100 }),
   };
   if (api.insecure && !isLoopback(api.host)) {
     c.problem(['api', 'insecure'], `only allowed when api.listen is a loopback address (it is ${show(api.host)})`);
@@ -590,6 +590,14 @@ export function servicesOnHost(config: Config, host: string): ServiceConfig[] {
   return config.services.filter((s) => s.host === host);
 }
 
+const serviceIndex = new WeakMap<Config, Map<string, ServiceConfig>>();
+
+/** The configured service on a host, through an index built once per config (fleets have thousands). */
 export function findService(config: Config, host: string, name: string): ServiceConfig | undefined {
-  return config.services.find((s) => s.host === host && s.name === name);
+  let index = serviceIndex.get(config);
+  if (!index) {
+    index = new Map(config.services.map((s) => [`${s.host}\u0000${s.name}`, s]));
+    serviceIndex.set(config, index);
+  }
+  return index.get(`${host}\u0000${name}`);
 }

@@ -3,7 +3,7 @@ import type { ServiceActions } from '../temporal/actions';
 import type { StateSource } from './metrics';
 
 /** Up to this many services, scrapes query every workflow for its full state. */
-export const QUERY_ALL_LIMIT = 200;
+export const QUERY_ALL_LIMIT = 100;
 
 /**
  * The state gauges read the durable workflow state at scrape time. For up to QUERY_ALL_LIMIT

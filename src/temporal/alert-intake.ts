@@ -109,6 +109,24 @@ export interface DeliveredSignal extends PlannedSignal {
   note?: string;
 }
 
+/** Caps signals in flight across all concurrent requests of one process, so bursts queue instead of piling up. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(readonly max: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
 /**
  * Sends every planned signal (resolved ones without starting a workflow). Throws on the first
  * failure, so callers answer 5xx and the sender retries: repeated signals are harmless by design.
@@ -117,7 +135,7 @@ export async function deliverPlan(
   client: Client,
   config: Config,
   signals: readonly PlannedSignal[],
-  opts: { source: string; concurrency?: number },
+  opts: { source: string; concurrency?: number; limiter?: Limiter },
 ): Promise<DeliveredSignal[]> {
   const out: DeliveredSignal[] = new Array(signals.length);
   let next = 0;
@@ -126,20 +144,27 @@ export async function deliverPlan(
     while (next < signals.length && !failed) {
       const i = next++;
       const s = signals[i];
+      const send = opts.limiter
+        ? <T>(fn: () => Promise<T>) => opts.limiter!.run(fn)
+        : <T>(fn: () => Promise<T>) => fn();
       try {
         if (s.status === 'firing') {
-          await signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
-            alertnames: s.alertnames,
-            summary: s.summary,
-            startsAt: s.startsAt,
-            source: opts.source,
-          });
+          await send(() =>
+            signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
+              alertnames: s.alertnames,
+              summary: s.summary,
+              startsAt: s.startsAt,
+              source: opts.source,
+            }),
+          );
           out[i] = s;
         } else {
           try {
-            await client.workflow
-              .getHandle(s.workflowId)
-              .signal(alertResolvedSignal, { alertnames: s.alertnames, source: opts.source });
+            await send(() =>
+              client.workflow
+                .getHandle(s.workflowId)
+                .signal(alertResolvedSignal, { alertnames: s.alertnames, source: opts.source }),
+            );
             out[i] = s;
           } catch (err) {
             if (!(err instanceof WorkflowNotFoundError)) throw err;

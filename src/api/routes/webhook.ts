@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { deliverPlan, planAlerts } from '../../temporal/alert-intake';
+import { deliverPlan, Limiter, planAlerts } from '../../temporal/alert-intake';
 import { isUnavailable } from '../../temporal/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
@@ -8,6 +8,8 @@ import { WebhookResponseSchema, WebhookSchema } from '../schemas/webhook';
 
 export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, metrics } = deps;
+  // One limit for the whole process: concurrent deliveries queue rather than overload Temporal.
+  const limiter = new Limiter(32);
 
   app.addHook('onResponse', async (_request, reply) => {
     metrics.webhookRequests.inc({ code: String(reply.statusCode) });
@@ -56,7 +58,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
       }
       try {
         const delivered = await deps.client.connection.withDeadline(Date.now() + config.api.temporalTimeoutMs, () =>
-          deliverPlan(deps.client, config, plan.signals, { source: 'alertmanager' }),
+          deliverPlan(deps.client, config, plan.signals, { source: 'alertmanager', limiter }),
         );
         return {
           status: 'ok' as const,
