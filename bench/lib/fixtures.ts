@@ -1,8 +1,7 @@
 // Realistic inputs: fleet configs of N services and Alertmanager (webhook v4) payloads.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/config';
+import { tempDir as testTempDir } from '../../test/helpers/config';
 import type { IncomingAlert } from '../../src/temporal/alert-intake';
 
 export const TOKEN = 'bench-token-0123456789abcdef';
@@ -19,7 +18,7 @@ const HOMELAB = [
 ];
 
 export function tempDir(prefix = 'selfheal-bench-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return testTempDir(prefix);
 }
 
 export interface FleetService {

@@ -1,7 +1,6 @@
-// Process memory, the machine description and free loopback ports.
+// Process memory and the machine description.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -128,18 +127,6 @@ export function threadCpu(pid = process.pid): ThreadCpu {
 export function cpuDelta(a: ThreadCpu, b: ThreadCpu): ThreadCpu {
   const d = (k: keyof ThreadCpu) => Math.max(0, b[k] - a[k]);
   return { main: d('main'), workflow: d('workflow'), core: d('core'), other: d('other'), total: d('total') };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function run(cmd: string, args: string[]): string {

@@ -13,7 +13,7 @@ import { createControlWorker, createHostWorker } from '../../src/worker/workers'
 import { FakeManager } from '../../test/helpers/fake-manager';
 import { workflowBundle } from '../../test/helpers/temporal';
 import { tempDir } from './fixtures';
-import { freePort } from './system';
+import { freePort } from '../../test/helpers/ports';
 
 export interface BenchTemporal {
   server: DevServer;

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, log } from '@temporalio/activity';
-import type { Config, ServiceConfig } from '../config/config';
+import { findService, type Config, type ServiceConfig } from '../config/config';
 import { unitNameProblem } from '../config/names';
 import { activityAttempt, activityHeartbeat, activitySleep } from './context';
 import {
@@ -102,7 +102,7 @@ export function createHostActivities(deps: HostActivityDeps) {
         nonRetryable: true,
       });
     }
-    const svc = deps.config.services.find((s) => s.host === deps.host && s.name === ref.service);
+    const svc = findService(deps.config, deps.host, ref.service);
     if (!svc) {
       throw ApplicationFailure.create({
         type: ERR_NOT_ALLOWED,

@@ -6,7 +6,6 @@ import { PrometheusClient } from '../activities/prometheus';
 import type { Config } from '../config/config';
 import { ServiceActions } from '../temporal/actions';
 import { deliverPlan, planAlerts, type PlannedSignal } from '../temporal/alert-intake';
-import { workflowIdFor } from '../workflows/definitions';
 
 export interface PollReport {
   firingAlerts: number;
@@ -36,29 +35,26 @@ export async function pollOnce(
       startsAt: a.activeAt,
     })),
   );
-  const actions = new ServiceActions(client, config, 10_000);
-  const fullStates = new Map<string, string[]>();
-  for (const { svc, state } of await actions.states()) {
-    if (state) fullStates.set(`${svc.host}/${svc.name}`, state.firingAlerts);
+  // Keyed by workflow id: what each workflow believes is firing, and what Prometheus says now.
+  const known = new Map<string, { host: string; service: string; firing: string[] }>();
+  for (const { svc, state } of await new ServiceActions(client, config, 10_000).states()) {
+    if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firingAlerts });
   }
 
   const toSend: PlannedSignal[] = [];
   let unchanged = 0;
-  const firingNow = new Map<string, Set<string>>();
+  const firingNow = new Map<string, string[]>();
   for (const s of plan.signals) {
-    const key = `${s.host}/${s.service}`;
-    firingNow.set(key, new Set(s.alertnames));
-    const known = fullStates.get(key) ?? [];
-    if (s.alertnames.every((n) => known.includes(n))) unchanged++;
+    firingNow.set(s.workflowId, s.alertnames);
+    const before = known.get(s.workflowId)?.firing ?? [];
+    if (s.alertnames.every((n) => before.includes(n))) unchanged++;
     else toSend.push(s);
   }
-  for (const [key, known] of fullStates) {
-    const now = firingNow.get(key) ?? new Set<string>();
-    const gone = known.filter((n) => n !== 'manual' && !now.has(n));
-    if (gone.length === 0) continue;
-    const [host, ...rest] = key.split('/');
-    const service = rest.join('/');
-    toSend.push({ host, service, status: 'resolved', alertnames: gone, workflowId: workflowIdFor(host, service) });
+  for (const [workflowId, k] of known) {
+    const now = firingNow.get(workflowId) ?? [];
+    const gone = k.firing.filter((n) => n !== 'manual' && !now.includes(n));
+    if (gone.length)
+      toSend.push({ host: k.host, service: k.service, status: 'resolved', alertnames: gone, workflowId });
   }
   const notes: string[] = [];
   if (!opts.dryRun && toSend.length) {

@@ -54,54 +54,42 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     registers: [registry],
   });
 
-  // Both state gauges are computed at scrape time from the durable workflow state, so a restarted
-  // process reports the truth on its first scrape instead of zeros.
-  const consecutiveFailures = new Gauge({
-    name: 'selfhealing_consecutive_failures',
-    help: 'Consecutive failed remediation attempts of the service (from the workflow state).',
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const s of await states()) this.set({ host: s.host, service: s.service }, s.consecutiveFailures);
-    },
-  });
-  const serviceStatus = new Gauge({
-    name: 'selfhealing_service_status',
-    help: 'Self-healing status of the service: 0 OK, 1 HEALING, 2 CRITICAL (from the workflow state).',
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const s of await states()) this.set({ host: s.host, service: s.service }, STATUS_VALUE[s.status]);
-    },
-  });
-  const budgetExhausted = new Gauge({
-    name: 'selfhealing_budget_exhausted',
-    help: '1 while the service has used up its hourly restart budget and self-healing waits (from the workflow state).',
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const s of await states()) this.set({ host: s.host, service: s.service }, s.phase === 'exhausted' ? 1 : 0);
-    },
-  });
-  const restartsLastHour = new Gauge({
-    name: 'selfhealing_restarts_last_hour',
-    help: 'Restarts of the service in the sliding hour the budget counts (from the workflow state).',
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const s of await states()) {
-        if (s.restartsLastHour !== undefined) this.set({ host: s.host, service: s.service }, s.restartsLastHour);
-      }
-    },
-  });
-  void consecutiveFailures;
-  void serviceStatus;
-  void budgetExhausted;
-  void restartsLastHour;
+  // The state gauges are computed at scrape time from the durable workflow state, so a restarted
+  // process reports the truth on its first scrape instead of zeros. `undefined` leaves a service out.
+  const stateGauge = (name: string, help: string, value: (s: ServiceGaugeState) => number | undefined) =>
+    new Gauge({
+      name,
+      help: `${help} (from the workflow state).`,
+      labelNames: ['host', 'service'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const s of await states()) {
+          const v = value(s);
+          if (v !== undefined) this.set({ host: s.host, service: s.service }, v);
+        }
+      },
+    });
+  stateGauge(
+    'selfhealing_consecutive_failures',
+    'Consecutive failed remediation attempts of the service',
+    (s) => s.consecutiveFailures,
+  );
+  stateGauge(
+    'selfhealing_service_status',
+    'Self-healing status of the service: 0 OK, 1 HEALING, 2 CRITICAL',
+    (s) => STATUS_VALUE[s.status],
+  );
+  stateGauge(
+    'selfhealing_budget_exhausted',
+    '1 while the service has used up its hourly restart budget and self-healing waits',
+    (s) => (s.phase === 'exhausted' ? 1 : 0),
+  );
+  stateGauge(
+    'selfhealing_restarts_last_hour',
+    'Restarts of the service in the sliding hour the budget counts',
+    (s) => s.restartsLastHour,
+  );
 
   const temporalUp = new Gauge({
     name: 'selfhealing_temporal_up',
@@ -109,7 +97,7 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     registers: [registry],
   });
 
-  // One scrape runs both collect() callbacks; share a single state read between them.
+  // One scrape runs every state gauge's collect(); they share a single state read.
   let inflight: Promise<ServiceGaugeState[]> | null = null;
   function states(): Promise<ServiceGaugeState[]> {
     if (!source) return Promise.resolve([]);

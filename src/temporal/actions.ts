@@ -190,18 +190,7 @@ export class ServiceActions {
         });
       }
     });
-    return this.config.services.map(
-      (svc) =>
-        found.get(`${svc.host}/${svc.name}`) ?? {
-          host: svc.host,
-          service: svc.name,
-          workflowId: workflowIdFor(svc.host, svc.name),
-          exists: false,
-          phase: 'idle',
-          status: 'OK',
-          consecutiveFailures: 0,
-        },
-    );
+    return this.config.services.map((svc) => found.get(`${svc.host}/${svc.name}`) ?? this.summaryOf(svc, null));
   }
 
   async approve(svc: ServiceConfig, p: HumanActionPayload): Promise<ActionResult> {

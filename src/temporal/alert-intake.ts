@@ -140,13 +140,12 @@ export async function deliverPlan(
   const out: DeliveredSignal[] = new Array(signals.length);
   let next = 0;
   let failed: unknown = null;
+  const limiter = opts.limiter;
+  const send = <T>(fn: () => Promise<T>): Promise<T> => (limiter ? limiter.run(fn) : fn());
   const worker = async () => {
     while (next < signals.length && !failed) {
       const i = next++;
       const s = signals[i];
-      const send = opts.limiter
-        ? <T>(fn: () => Promise<T>) => opts.limiter!.run(fn)
-        : <T>(fn: () => Promise<T>) => fn();
       try {
         if (s.status === 'firing') {
           await send(() =>

@@ -345,6 +345,7 @@ class ServiceEntity {
     const status = statusOf(this.s.phase, this.s.incident != null);
     const key = `${this.s.phase}|${status}|${this.s.consecutiveFailures}`;
     if (key === this.lastSearchAttributes) return;
+    // First call of a run: skip the upsert when start (or continue-as-new) already set these values.
     const first = this.lastSearchAttributes === '';
     this.lastSearchAttributes = key;
     const current = workflowInfo().typedSearchAttributes;
@@ -491,7 +492,7 @@ class ServiceEntity {
       case 'escalated':
         return this.waitingForHuman(inc);
       case 'paused':
-        return this.heldByPause(inc);
+        return this.heldByPause();
       case 'restarting':
       case 'verifying':
         return this.attempt(inc);
@@ -743,8 +744,7 @@ class ServiceEntity {
     }
   }
 
-  private async heldByPause(inc: CarriedIncident): Promise<void> {
-    void inc;
+  private async heldByPause(): Promise<void> {
     await this.wait(
       () => this.s.pause == null || this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0,
       this.s.pause?.until ?? null,
@@ -779,6 +779,7 @@ class ServiceEntity {
         log.warn('host reported the restart already done for this attempt', { id });
     } catch (err) {
       const f = readFailure(err, true);
+      if (f.restarted) this.s.restarts.push(startedAt);
       return this.finishAttempt(inc, { ok: false, ...f, approved, id, startedAt });
     }
     this.s.restarts.push(startedAt);
@@ -827,7 +828,6 @@ class ServiceEntity {
       approved,
       id,
       startedAt,
-      alreadyCounted: true,
     });
   }
 
@@ -841,11 +841,9 @@ class ServiceEntity {
       approved: boolean;
       id: string;
       startedAt: number;
-      alreadyCounted?: boolean;
     },
   ): Promise<void> {
     const now = Date.now();
-    if (a.restarted && !a.alreadyCounted) this.s.restarts.push(a.startedAt);
     this.s.restarts = pruneRestarts(this.s.restarts, now);
     const next = afterAttempt(this.s.consecutiveFailures, a.ok, inc.policy);
     this.s.consecutiveFailures = next.consecutiveFailures;

@@ -19,18 +19,19 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import type { AuditRecord } from '../../src/activities/audit';
 import { stateQuery, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
+import { alertmanagerOverlay } from '../helpers/alertmanager';
+import { ROOT } from '../helpers/cli';
+import { freePorts } from '../helpers/ports';
 import { UserSystemd, type UnitState } from '../helpers/systemd';
 import { waitFor } from '../helpers/wait';
 import { WebhookSink } from '../helpers/webhook-sink';
 
-export const ROOT = resolve(__dirname, '..', '..');
 const AGENT = join(__dirname, 'agent', 'crypto-agent.mjs');
 const PROMETHEUS_BIN = '/usr/bin/prometheus';
 const ALERTMANAGER_BIN = '/usr/bin/prometheus-alertmanager';
@@ -112,21 +113,6 @@ function tailOf(file: string, lines: number): string {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
     return '(no output)';
-  }
-}
-
-/** Reserves `n` distinct free loopback ports (all held open at once, then released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      servers.push(s);
-      await new Promise<void>((r, j) => s.once('error', j).listen(0, '127.0.0.1', r));
-    }
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   }
 }
 
@@ -537,60 +523,31 @@ export class Harness {
       ],
       { logFile: join(this.dir, 'prometheus.log') },
     );
-    const prom = this.prometheus;
+    await this.ready(this.prometheus, 'Prometheus', `${this.promUrl}/-/ready`);
+  }
+
+  /** Waits for a child's readiness endpoint; fails at once, with its log, if it exits. */
+  private async ready(child: Child, name: string, url: string): Promise<void> {
     await this.until(
       async () => {
-        if (!prom.running) throw new Error(`Prometheus exited:\n${prom.tail()}`);
-        return (await fetch(`${this.promUrl}/-/ready`)).ok;
+        if (!child.running) throw new Error(`${name} exited:\n${child.tail()}`);
+        return (await fetch(url)).ok;
       },
-      'Prometheus ready',
+      `${name} ready`,
       30_000,
     );
   }
 
-  /** monitoring/alertmanager.yml with short waits, and its receivers pointed at this test's selfheal and sink. */
-  private alertmanagerOverlay(tokenFile: string): string {
-    interface Route {
-      receiver?: string;
-      group_wait?: string;
-      group_interval?: string;
-      repeat_interval?: string;
-      routes?: Route[];
-    }
-    interface Receiver {
-      name: string;
-      webhook_configs?: { url: string; http_config?: { authorization?: { credentials_file?: string } } }[];
-    }
-    const am = parse(readFileSync(join(ROOT, 'monitoring', 'alertmanager.yml'), 'utf8')) as {
-      route: Route;
-      receivers: Receiver[];
-    };
-    // Short grouping so a notification leaves within seconds. repeat_interval stays longer than any
-    // run: a repeated notification for a service that is still down would (correctly) open a new
-    // incident, e.g. right after `skip`, which is not what these scenarios are about.
-    const shorten = (r: Route) => {
-      if (r.group_wait) r.group_wait = '1s';
-      if (r.group_interval) r.group_interval = '2s';
-      if (r.repeat_interval) r.repeat_interval = '1h';
-      r.routes?.forEach(shorten);
-    };
-    shorten(am.route);
-    const receiver = (name: string) => {
-      const r = am.receivers.find((x) => x.name === name)?.webhook_configs?.[0];
-      if (!r) throw new Error(`monitoring/alertmanager.yml has no webhook receiver ${name}`);
-      return r;
-    };
-    const selfheal = receiver('selfheal');
-    selfheal.url = `${this.apiUrl}/selfheal/trigger`;
-    if (!selfheal.http_config?.authorization) throw new Error('the selfheal receiver has no bearer authorization');
-    selfheal.http_config.authorization.credentials_file = tokenFile;
-    receiver('admin').url = `${new URL(this.adminSink.url).origin}/admin`;
-    return stringify(am);
-  }
-
   private async startAlertmanager(): Promise<void> {
     const file = join(this.dir, 'alertmanager.yml');
-    writeFileSync(file, this.alertmanagerOverlay(join(this.dir, 'token')));
+    writeFileSync(
+      file,
+      alertmanagerOverlay({
+        webhookUrl: `${this.apiUrl}/selfheal/trigger`,
+        tokenFile: join(this.dir, 'token'),
+        adminUrl: `${new URL(this.adminSink.url).origin}/admin`,
+      }),
+    );
     this.log('starting Alertmanager');
     this.alertmanager = Child.spawn(
       'alertmanager',
@@ -604,15 +561,7 @@ export class Harness {
       ],
       { logFile: join(this.dir, 'alertmanager.log') },
     );
-    const am = this.alertmanager;
-    await this.until(
-      async () => {
-        if (!am.running) throw new Error(`Alertmanager exited:\n${am.tail()}`);
-        return (await fetch(`${this.amUrl}/-/ready`)).ok;
-      },
-      'Alertmanager ready',
-      30_000,
-    );
+    await this.ready(this.alertmanager, 'Alertmanager', `${this.amUrl}/-/ready`);
   }
 
   // ---- reading real state ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CliProcess, ROOT } from '../helpers/cli';
 import { tempDir } from '../helpers/config';
-import { freePort } from '../helpers/ports';
+import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/wait';
 
 const dir = tempDir();
@@ -48,12 +48,7 @@ const api = (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${apiP
 before(async () => {
   // Built code: the workers load dist/workflow-bundle.js instead of bundling at start.
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--quiet'], { cwd: ROOT, stdio: 'inherit' });
-  [apiPort, temporalPort, uiPort, sdkMetricsPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  [apiPort, temporalPort, uiPort, sdkMetricsPort] = await freePorts(4);
   configFile = join(dir, 'selfheal.yaml');
   writeFileSync(
     configFile,

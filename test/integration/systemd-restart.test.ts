@@ -29,6 +29,10 @@ const recording: CommandRunner = (argv, opts) => {
   return execRunner(argv, opts);
 };
 
+/** The real host activities, with the recording runner, called directly. */
+const hostActivities = () =>
+  createHostActivities({ config, host: HOST, managers: defaultManagers(recording), pollIntervalMs: 100 });
+
 before(async () => {
   systemd = await UserSystemd.start();
   // The host worker runs in this process: point its systemctl at the private manager.
@@ -114,12 +118,7 @@ describe('real restart through systemd (user manager) and the real dev server', 
   });
 
   it('never restarts twice for one attempt, even when the activity runs again', async () => {
-    const acts = createHostActivities({
-      config,
-      host: HOST,
-      managers: defaultManagers(recording),
-      pollIntervalMs: 100,
-    });
+    const acts = hostActivities();
     const ref = { workflowId: 'test/idempotency', host: HOST, service: 'idem.service', attemptId: 'inc-1-1' };
     const menv = mockActivityEnv();
     const before = await systemd.show('idem.service');
@@ -139,12 +138,7 @@ describe('real restart through systemd (user manager) and the real dev server', 
   });
 
   it('verification sees a unit that fails on start as failed', async () => {
-    const acts = createHostActivities({
-      config,
-      host: HOST,
-      managers: defaultManagers(recording),
-      pollIntervalMs: 100,
-    });
+    const acts = hostActivities();
     const ref = { workflowId: 'test/broken', host: HOST, service: 'broken.service', attemptId: 'b-1' };
     const menv = mockActivityEnv();
     const r = await runActivity(menv, acts.restartService, ref);
@@ -160,7 +154,7 @@ describe('real restart through systemd (user manager) and the real dev server', 
   });
 
   it('refuses unit names outside the allowlist or with shell metacharacters, executing nothing', async () => {
-    const acts = createHostActivities({ config, host: HOST, managers: defaultManagers(recording) });
+    const acts = hostActivities();
     const menv = mockActivityEnv();
     const before = calls.length;
     const cases: [string, string, string][] = [

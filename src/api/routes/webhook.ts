@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { deliverPlan, Limiter, planAlerts } from '../../temporal/alert-intake';
+import { deliverPlan, Limiter, planAlerts, type NotActedOn } from '../../temporal/alert-intake';
 import { isUnavailable } from '../../temporal/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ErrorSchema } from '../schemas/common';
 import { WebhookResponseSchema, WebhookSchema } from '../schemas/webhook';
+
+/** What the response and the audit log show of an alert not acted on (the metric label stays internal). */
+const shown = ({ kind: _kind, ...rest }: NotActedOn & { kind: string }): NotActedOn => rest;
 
 export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, metrics } = deps;
@@ -50,9 +53,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
             event: 'alerts-not-acted-on',
             decision: 'ignore',
             reason: `${plan.ignored.length} ignored, ${plan.rejected.length} rejected`,
-            detail: JSON.stringify(
-              [...plan.rejected, ...plan.ignored].slice(0, 20).map(({ kind: _k, ...rest }) => rest),
-            ),
+            detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
           })
           .catch((err: Error) => request.log.error({ err: err.message }, 'audit log write failed'));
       }
@@ -71,8 +72,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
             workflowId: d.workflowId,
             ...(d.note ? { note: d.note } : {}),
           })),
-          ignored: plan.ignored.map(({ kind: _k, ...rest }) => rest),
-          rejected: plan.rejected.map(({ kind: _k, ...rest }) => rest),
+          ignored: plan.ignored.map(shown),
+          rejected: plan.rejected.map(shown),
         };
       } catch (err) {
         request.log.error(
