@@ -194,7 +194,8 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     let client: Client | null = null;
     if (opts.api) {
       const connection = Connection.lazy(clientConnectionOptions(config));
-      cleanups.push(() => connection.close());
+      // Closed last: a webhook whose sender hung up may still be signalling while the API closes.
+      cleanups.unshift(() => connection.close());
       client = new Client({ connection, namespace: config.temporal.namespace });
       const actions = new ServiceActions(client, config, config.api.temporalTimeoutMs);
       metrics.setStateSource(workflowStateSource(actions, config));

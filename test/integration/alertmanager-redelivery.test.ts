@@ -3,19 +3,18 @@
 // the service's workflow starts.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { parse, stringify } from 'yaml';
 import { startApiServer, type ApiServer } from '../../src/api/server';
 import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
 import { DevServer } from '../../src/temporal/dev-server';
 import { workflowIdFor } from '../../src/workflows/definitions';
-import { ROOT } from '../helpers/cli';
+import { alertmanagerOverlay, shippedAlertmanagerConfig } from '../helpers/alertmanager';
 import { tempDir, testConfig } from '../helpers/config';
-import { freePort } from '../helpers/ports';
+import { freePorts } from '../helpers/ports';
 import { waitFor } from '../helpers/wait';
 
 const TOKEN = 'webhook-token-0123456789';
@@ -39,34 +38,20 @@ const startTemporal = () =>
     namespace: 'default',
   });
 
-/** The shipped alertmanager.yml with only what must differ on this machine changed. */
-function alertmanagerOverlay(apiPort: number): string {
-  const am = parse(readFileSync(join(ROOT, 'monitoring', 'alertmanager.yml'), 'utf8')) as {
-    route: { routes: { receiver: string; group_wait?: string; group_interval?: string }[] };
-    receivers: {
-      name: string;
-      webhook_configs?: { url: string; http_config?: { authorization?: { credentials_file?: string } } }[];
-    }[];
-  };
-  const selfheal = am.receivers.find((r) => r.name === 'selfheal')!;
-  const hook = selfheal.webhook_configs![0];
-  assert.equal(hook.url, 'http://127.0.0.1:5000/selfheal/trigger', 'the shipped receiver');
-  hook.url = `http://127.0.0.1:${apiPort}/selfheal/trigger`;
+/** The shipped alertmanager.yml, pointed at this test's API and token file. */
+function writeAlertmanagerConfig(apiPort: number): string {
+  const shipped = shippedAlertmanagerConfig().receivers.find((r) => r.name === 'selfheal')!.webhook_configs![0];
+  assert.equal(shipped.url, 'http://127.0.0.1:5000/selfheal/trigger', 'the shipped receiver');
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, TOKEN + '\n', { mode: 0o600 });
-  hook.http_config!.authorization!.credentials_file = tokenFile;
-  for (const r of am.route.routes) {
-    if (r.receiver === 'selfheal') Object.assign(r, { group_wait: '1s', group_interval: '2s' });
-  }
   const file = join(dir, 'alertmanager.yml');
-  writeFileSync(file, stringify(am));
+  writeFileSync(file, alertmanagerOverlay({ webhookUrl: `http://127.0.0.1:${apiPort}/selfheal/trigger`, tokenFile }));
   return file;
 }
 
 before(async () => {
-  temporalPort = await freePort();
-  amPort = await freePort();
-  const apiPort = await freePort();
+  let apiPort: number;
+  [temporalPort, amPort, apiPort] = await freePorts(3);
   config = testConfig(
     `
 temporal: { address: "127.0.0.1:${temporalPort}" }
@@ -78,7 +63,7 @@ services: [ { name: crypto-agent@BTC_USDT.service, host: homelab } ]
   connection = Connection.lazy({ address: `127.0.0.1:${temporalPort}` });
   metrics = createMetrics();
   api = await startApiServer({ config, client: new Client({ connection }), metrics }, { logger: false });
-  const amConfig = alertmanagerOverlay(apiPort);
+  const amConfig = writeAlertmanagerConfig(apiPort);
   alertmanager = spawn(
     'prometheus-alertmanager',
     [
@@ -94,11 +79,18 @@ services: [ { name: crypto-agent@BTC_USDT.service, host: homelab } ]
   await waitFor(async () => (await fetch(`http://127.0.0.1:${amPort}/-/ready`)).ok, { what: 'Alertmanager ready' });
 });
 
+// Teardown in dependency order: no new deliveries (Alertmanager gone), no requests (API closed),
+// then Temporal, and the client channel last, so a delivery still running when Alertmanager hung up
+// fails as "unreachable" instead of on a shut-down channel.
 after(async () => {
-  alertmanager?.kill('SIGTERM');
+  if (alertmanager && alertmanager.exitCode === null) {
+    const exited = new Promise((r) => alertmanager!.once('exit', r));
+    alertmanager.kill('SIGTERM');
+    await exited;
+  }
   await api?.close();
-  await connection?.close();
   await devServer?.stop();
+  await connection?.close();
 });
 
 describe('webhook with Temporal down, then back', () => {
