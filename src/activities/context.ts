@@ -23,6 +23,24 @@ export function activityAttempt(): number {
   return current()?.info.attempt ?? 1;
 }
 
+/** The run of the workflow that scheduled this activity (null outside an activity). */
+export function activityWorkflowRunId(): string | null {
+  return current()?.info.workflowExecution?.runId ?? null;
+}
+
 export function lastHeartbeatDetails<T>(): T | undefined {
   return current()?.info.heartbeatDetails as T | undefined;
+}
+
+type LogFn = (message: string, attrs?: Record<string, unknown>) => void;
+const quiet: Record<'info' | 'warn' | 'error', LogFn> = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/** The activity's logger inside an activity; silent when called directly (tests, scripts). */
+export function activityLog(): Record<'info' | 'warn' | 'error', LogFn> {
+  const ctx = current();
+  return ctx ? ctx.log : quiet;
 }

@@ -1,11 +1,10 @@
 // Activities of the control queue (selfheal-control): configuration lookups, the audit log and
 // metrics, escalation delivery, and Prometheus checks. They run beside the workflow worker.
-import { log } from '@temporalio/activity';
 import { findService, type Config, type ManagerKind } from '../config/config';
 import type { SelfhealMetrics } from '../metrics/metrics';
 import type { Policy } from '../policy/policy';
 import { AuditLog, type AuditRecord } from './audit';
-import { activityHeartbeat, activitySleep } from './context';
+import { activityHeartbeat, activityLog, activitySleep } from './context';
 import { deliverEscalation, type DeliveryResult, type EscalationPayload } from './escalation';
 import { firingAlertsQuery, PrometheusClient } from './prometheus';
 
@@ -16,6 +15,28 @@ export interface ControlActivityDeps {
   prometheus?: PrometheusClient | null;
   /** Poll interval of waitForAlertClear. */
   pollIntervalMs?: number;
+}
+
+/** Connects the audit log's health to the metrics and the log; safe to call more than once. */
+export function watchAudit(
+  auditLog: AuditLog,
+  metrics: SelfhealMetrics | undefined,
+  report: (message: string, attrs: Record<string, unknown>) => void = (m, a) => activityLog().warn(m, a),
+): void {
+  auditLog.observe({
+    onWritable(writable, error) {
+      metrics?.auditWritable.set(writable ? 1 : 0);
+      report(
+        writable
+          ? 'audit log writable again; held-back lines written'
+          : 'audit log cannot be written; holding lines back and retrying (decisions go on)',
+        { file: auditLog.file, ...(error ? { error: error.message } : {}) },
+      );
+    },
+    onWriteFailure: () => metrics?.auditWriteFailures.inc(),
+    onDropped: (n) => metrics?.auditDropped.inc(n),
+    onBacklog: (n) => metrics?.auditBacklog.set(n),
+  });
 }
 
 export type ResolvedService =
@@ -29,7 +50,9 @@ export interface AlertCheck {
 
 export function createControlActivities(deps: ControlActivityDeps) {
   const { config, metrics } = deps;
+  // A log handed in is watched by whoever made it (the process runtime); one made here, here.
   const auditLog = deps.audit ?? new AuditLog(config.audit.file);
+  if (!deps.audit) watchAudit(auditLog, metrics);
   const prometheus =
     deps.prometheus !== undefined
       ? deps.prometheus
@@ -56,17 +79,22 @@ export function createControlActivities(deps: ControlActivityDeps) {
       return { configured: true, unit: svc.unit, manager: svc.manager, policy: svc.policy };
     },
 
-    /** Appends one decision to the audit log and counts it in the metrics. */
-    async audit(record: AuditRecord): Promise<void> {
-      await auditLog.append(record);
-      if (!metrics) return;
-      metrics.auditEvents.inc({ event: record.event });
-      if (record.event === 'attempt-finished' && record.restarted && record.result) {
-        metrics.restarts.inc({ host: record.host, service: record.service, result: record.result });
+    /**
+     * Counts one decision in the metrics and appends it to the audit log. Never fails and never
+     * waits on a broken disk: the counters count what happened whether or not the line could be
+     * written now (it is held back and written once the log is writable).
+     */
+    async audit(record: AuditRecord): Promise<{ written: boolean }> {
+      if (metrics) {
+        metrics.auditEvents.inc({ event: record.event });
+        if (record.event === 'attempt-finished' && record.restarted && record.result) {
+          metrics.restarts.inc({ host: record.host, service: record.service, result: record.result });
+        }
+        if (record.event === 'escalated' && record.escalation) {
+          metrics.escalations.inc({ host: record.host, service: record.service, reason: record.escalation });
+        }
       }
-      if (record.event === 'escalated' && record.escalation) {
-        metrics.escalations.inc({ host: record.host, service: record.service, reason: record.escalation });
-      }
+      return { written: await auditLog.record(record) };
     },
 
     /** Delivers an escalation to every webhook; throws (and is retried) until all have taken it. */
@@ -78,15 +106,16 @@ export function createControlActivities(deps: ControlActivityDeps) {
           }
         : payload;
       if (config.escalation.webhooks.length === 0) {
-        log.warn('escalation has nowhere to go: no escalation.webhooks configured', {
+        activityLog().warn('escalation has nowhere to go: no escalation.webhooks configured', {
           id: payload.id,
           event: payload.event,
         });
-        return { delivered: [] };
+        return { delivered: [], refused: [] };
       }
-      return deliverEscalation(config.escalation.webhooks, withLink, () =>
-        metrics?.escalationDeliveryFailures.inc({ event: payload.event }),
-      );
+      return deliverEscalation(config.escalation.webhooks, withLink, {
+        onFailure: () => metrics?.escalationDeliveryFailures.inc({ event: payload.event }),
+        onPermanentFailure: () => metrics?.escalationsRefused.inc({ event: payload.event }),
+      });
     },
 
     /** Whether Prometheus still reports the incident's alert as firing; null when it cannot tell. */
@@ -95,7 +124,7 @@ export function createControlActivities(deps: ControlActivityDeps) {
       try {
         return (await prometheus.query(queryFor(check))).length > 0;
       } catch (err) {
-        log.warn('cannot ask Prometheus whether the alert still fires; relying on Alertmanager', {
+        activityLog().warn('cannot ask Prometheus whether the alert still fires; relying on Alertmanager', {
           error: (err as Error).message,
         });
         return null;

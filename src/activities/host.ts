@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ApplicationFailure, log } from '@temporalio/activity';
 import { findService, type Config, type ServiceConfig } from '../config/config';
 import { unitNameProblem } from '../config/names';
-import { activityAttempt, activityHeartbeat, activitySleep } from './context';
+import { activityAttempt, activityHeartbeat, activitySleep, activityWorkflowRunId } from './context';
 import {
   defaultManagers,
   ServiceCommandError,
@@ -113,8 +113,16 @@ export function createHostActivities(deps: HostActivityDeps) {
     return svc;
   }
 
+  /**
+   * One marker per attempt of one workflow run. The run id makes it unique across resets,
+   * terminate-and-recreate and a lost Temporal database, which all start numbering attempts again.
+   */
   function markerPath(ref: RestartInput): string {
-    const digest = createHash('sha256').update(`${ref.workflowId}\n${ref.attemptId}`).digest('hex').slice(0, 32);
+    const run = activityWorkflowRunId() ?? '';
+    const digest = createHash('sha256')
+      .update(`${ref.workflowId}\n${run}\n${ref.attemptId}`)
+      .digest('hex')
+      .slice(0, 32);
     return join(markerDir, `${digest}.json`);
   }
 

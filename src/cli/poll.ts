@@ -6,6 +6,7 @@ import { PrometheusClient } from '../activities/prometheus';
 import type { Config } from '../config/config';
 import { ServiceActions } from '../temporal/actions';
 import { deliverPlan, planAlerts, type PlannedSignal } from '../temporal/alert-intake';
+import type { AlertRef } from '../workflows/definitions';
 
 export interface PollReport {
   firingAlerts: number;
@@ -35,26 +36,37 @@ export async function pollOnce(
       startsAt: a.activeAt,
     })),
   );
-  // Keyed by workflow id: what each workflow believes is firing, and what Prometheus says now.
-  const known = new Map<string, { host: string; service: string; firing: string[] }>();
+  // Keyed by workflow id: which alerts (by identity) each workflow believes fire, and which fire now.
+  const known = new Map<string, { host: string; service: string; firing: AlertRef[] }>();
   for (const { svc, state } of await new ServiceActions(client, config, 10_000).states()) {
-    if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firingAlerts });
+    if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firing ?? [] });
   }
 
   const toSend: PlannedSignal[] = [];
   let unchanged = 0;
-  const firingNow = new Map<string, string[]>();
+  const firingNow = new Map<string, Set<string>>();
   for (const s of plan.signals) {
-    firingNow.set(s.workflowId, s.alertnames);
-    const before = known.get(s.workflowId)?.firing ?? [];
-    if (s.alertnames.every((n) => before.includes(n))) unchanged++;
+    const ids = firingNow.get(s.workflowId) ?? new Set<string>();
+    for (const a of s.alerts) ids.add(a.id);
+    firingNow.set(s.workflowId, ids);
+    const before = new Set((known.get(s.workflowId)?.firing ?? []).map((f) => f.id));
+    if (s.alerts.every((a) => before.has(a.id))) unchanged++;
     else toSend.push(s);
   }
   for (const [workflowId, k] of known) {
-    const now = firingNow.get(workflowId) ?? [];
-    const gone = k.firing.filter((n) => n !== 'manual' && !now.includes(n));
-    if (gone.length)
-      toSend.push({ host: k.host, service: k.service, status: 'resolved', alertnames: gone, workflowId });
+    const now = firingNow.get(workflowId) ?? new Set<string>();
+    // Alerts a human signalled by hand (no identity from Prometheus) are not Prometheus' to resolve.
+    const gone = k.firing.filter((f) => !f.id.startsWith('name:') && !now.has(f.id));
+    if (gone.length) {
+      toSend.push({
+        host: k.host,
+        service: k.service,
+        status: 'resolved',
+        alertnames: [...new Set(gone.map((g) => g.name))].sort(),
+        alerts: gone,
+        workflowId,
+      });
+    }
   }
   const notes: string[] = [];
   if (!opts.dryRun && toSend.length) {

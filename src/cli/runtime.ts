@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
 import { AuditLog } from '../activities/audit';
+import { watchAudit } from '../activities/control';
 import { startApiServer, type ApiServer } from '../api/server';
 import { servicesOnHost, type Config } from '../config/config';
 import { hostNameProblem } from '../config/names';
@@ -160,6 +161,8 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     const metrics = createMetrics();
     metrics.initServices(config);
     const audit = new AuditLog(config.audit.file);
+    watchAudit(audit, metrics, (message, attrs) => out(`${message} ${JSON.stringify(attrs)}`));
+    cleanups.push(async () => audit.close());
 
     const workers: Worker[] = [];
     if (needWorkers) {

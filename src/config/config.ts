@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { DEFAULT_POLICY, MODES, mergePolicy, type Mode, type Policy } from '../policy/policy';
-import { parseDuration } from '../policy/duration';
+import { formatDuration, parseDuration } from '../policy/duration';
 import { hostNameProblem, unitNameProblem } from './names';
 
 export type ManagerKind = 'systemd' | 'systemd-user';
@@ -305,8 +305,19 @@ function readPolicy(c: Checker, raw: unknown, path: (string | number)[], base: P
     mode: c.oneOf<Mode>(o.mode, p('mode'), MODES, base.mode),
     verifyAlertClears: c.boolean(o.verifyAlertClears, p('verifyAlertClears'), base.verifyAlertClears),
   };
-  if (policy.verifyStableMs >= policy.verifyTimeoutMs && o.verifyStableFor !== undefined) {
-    c.problem(p('verifyStableFor'), 'must be shorter than verifyTimeout');
+  // Checked on the effective values (defaults included): a unit cannot stay up for verifyStableFor
+  // inside a shorter verifyTimeout, so every verification would fail and every restart escalate.
+  // Reported where it is set: per-service policies inheriting a bad top-level pair are not repeated.
+  const setsVerify = o.verifyTimeout !== undefined || o.verifyStableFor !== undefined || base === DEFAULT_POLICY;
+  if (setsVerify && policy.verifyStableMs >= policy.verifyTimeoutMs) {
+    const [key, other] =
+      o.verifyTimeout !== undefined ? ['verifyTimeout', 'verifyStableFor'] : ['verifyStableFor', 'verifyTimeout'];
+    c.problem(
+      p(key),
+      `verifyTimeout (${formatDuration(policy.verifyTimeoutMs)}) must be longer than verifyStableFor (${formatDuration(policy.verifyStableMs)}), ` +
+        `or every verification fails; raise verifyTimeout or lower verifyStableFor` +
+        (o[other] === undefined ? ` (${other} is ${key === 'verifyTimeout' ? 'the default' : 'inherited'})` : ''),
+    );
   }
   return mergePolicy(base, policy);
 }
@@ -516,6 +527,8 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
     c.problem(['services'], 'must be a list of { name, host, manager, policy }');
   } else {
     const seen = new Map<string, number>();
+    // One unit on one host has one budget: two entries for it would each allow the full budget.
+    const seenUnits = new Map<string, number>();
     top.services.forEach((s, i) => {
       const path = ['services', i];
       const so = c.object(s, path, ['name', 'host', 'unit', 'manager', 'policy']);
@@ -549,6 +562,16 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
         return;
       }
       seen.set(key, i);
+      const unitKey = `${host}/${manager === 'systemd-user' ? 'user' : 'system'}/${unit ?? name}`;
+      if (seenUnits.has(unitKey)) {
+        c.problem(
+          [...path, so.unit !== undefined ? 'unit' : 'name'],
+          `unit ${show(unit ?? name)} on host ${show(host)} is already guarded by services[${seenUnits.get(unitKey)}]; ` +
+            'one unit gets one entry (two entries would give it two restart budgets)',
+        );
+        return;
+      }
+      seenUnits.set(unitKey, i);
       services.push({ name, host, unit: unit ?? name, manager, policy: svcPolicy });
     });
   }

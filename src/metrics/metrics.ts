@@ -30,6 +30,11 @@ export interface SelfhealMetrics {
   httpDuration: Histogram<'method' | 'route'>;
   auditEvents: Counter<'event'>;
   escalationDeliveryFailures: Counter<'event'>;
+  escalationsRefused: Counter<'event'>;
+  auditWriteFailures: Counter;
+  auditWritable: Gauge;
+  auditBacklog: Gauge;
+  auditDropped: Counter;
   temporalUp: Gauge;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
@@ -96,6 +101,13 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     help: '1 when the last request to Temporal for state succeeded, else 0.',
     registers: [registry],
   });
+
+  const auditWritable = new Gauge({
+    name: 'selfhealing_audit_log_writable',
+    help: '1 while the audit log can be written, 0 while lines are being held back.',
+    registers: [registry],
+  });
+  auditWritable.set(1);
 
   // One scrape runs every state gauge's collect(); they share a single state read.
   let inflight: Promise<ServiceGaugeState[]> | null = null;
@@ -165,6 +177,28 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
       name: 'selfhealing_escalation_delivery_failures_total',
       help: 'Failed deliveries of an escalation to a webhook (each is retried until delivered).',
       labelNames: ['event'] as const,
+      registers: [registry],
+    }),
+    escalationsRefused: new Counter({
+      name: 'selfhealing_escalations_refused_total',
+      help: 'Escalations an escalation webhook refused for good (HTTP 4xx other than 408/429); not retried.',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
+    auditWriteFailures: new Counter({
+      name: 'selfhealing_audit_write_failures_total',
+      help: 'Audit log lines that could not be written when they were recorded (held back and retried).',
+      registers: [registry],
+    }),
+    auditWritable: auditWritable,
+    auditBacklog: new Gauge({
+      name: 'selfhealing_audit_backlog_lines',
+      help: 'Audit log lines held back in memory until the log is writable again.',
+      registers: [registry],
+    }),
+    auditDropped: new Counter({
+      name: 'selfhealing_audit_dropped_lines_total',
+      help: 'Held-back audit log lines dropped because the backlog was full (they remain in Temporal history).',
       registers: [registry],
     }),
     temporalUp,

@@ -106,6 +106,24 @@ export function decideRestart({ state, policy, now, approved, paused }: Decision
   return { kind: 'restart', approved: false };
 }
 
+/**
+ * How long a failed attempt is remembered between incidents. Consecutive failures are reset by a
+ * verified restart or a human's skip, not by the service recovering on its own (a service that
+ * flaps between failed restarts must still reach ConsecutiveFailures); but an incident that opens
+ * more than this long after the last failure starts counting from zero.
+ */
+export const FAILURE_MEMORY_MS = HOUR_MS;
+
+/** The consecutive-failure count still in force for an incident opening at `now`. */
+export function failuresInForce(
+  consecutiveFailures: number,
+  lastFailureAt: number | null | undefined,
+  now: number,
+): number {
+  if (consecutiveFailures === 0 || lastFailureAt == null) return consecutiveFailures;
+  return now - lastFailureAt > FAILURE_MEMORY_MS ? 0 : consecutiveFailures;
+}
+
 /** Consecutive failures after an attempt, and whether that crosses the escalation threshold. */
 export function afterAttempt(
   consecutiveFailures: number,

@@ -198,7 +198,11 @@ export class ServiceActions {
     if (!st?.canApprove) {
       throw new ActionError('conflict', `nothing to approve for ${svc.name} on ${svc.host}: ${describe(st)}`);
     }
-    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(approveSignal, p));
+    // Names the incident: if it closes before the signal lands, the approval does not carry over.
+    const signal = { ...p, incidentId: st.incident?.id };
+    await this.call(() =>
+      this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(approveSignal, signal),
+    );
     return this.result('approve', svc, `approved one restart of ${svc.name} on ${svc.host}`);
   }
 
@@ -207,7 +211,8 @@ export class ServiceActions {
     if (!st?.canSkip) {
       throw new ActionError('conflict', `nothing to skip for ${svc.name} on ${svc.host}: ${describe(st)}`);
     }
-    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(skipSignal, p));
+    const signal = { ...p, incidentId: st.incident?.id };
+    await this.call(() => this.client.workflow.getHandle(workflowIdFor(svc.host, svc.name)).signal(skipSignal, signal));
     return this.result('skip', svc, `dropped the current incident of ${svc.name} on ${svc.host}; watching again`);
   }
 

@@ -4,7 +4,14 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { findService, type Config } from '../config/config';
 import { hostNameProblem, unitNameProblem } from '../config/names';
-import { alertFiringSignal, alertResolvedSignal, workflowIdFor } from '../workflows/definitions';
+import {
+  alertFiringSignal,
+  alertResolvedSignal,
+  MAX_ALERT_ID_LENGTH,
+  MAX_ALERT_NAME_LENGTH,
+  workflowIdFor,
+  type AlertRef,
+} from '../workflows/definitions';
 import { signalWithStartService } from './signals';
 
 export interface IncomingAlert {
@@ -12,6 +19,8 @@ export interface IncomingAlert {
   labels: Record<string, string>;
   annotations?: Record<string, string>;
   startsAt?: string;
+  /** Alertmanager's identity of the alert (a hash of its labels). */
+  fingerprint?: string;
 }
 
 export interface PlannedSignal {
@@ -19,9 +28,45 @@ export interface PlannedSignal {
   service: string;
   status: 'firing' | 'resolved';
   alertnames: string[];
+  /** Each alert by its identity: several alerts of one name (e.g. reason down / stalled) are distinct. */
+  alerts: AlertRef[];
   summary?: string;
   startsAt?: string;
   workflowId: string;
+}
+
+/** Alerts per signal: a larger group is sent as several signals (payloads stay small). */
+export const MAX_ALERTS_PER_SIGNAL = 200;
+
+const FNV_OFFSET = 0xcbf29ce484222325n;
+const FNV_PRIME = 0x100000001b3n;
+const MASK64 = 0xffffffffffffffffn;
+const utf8 = new TextEncoder();
+
+/**
+ * Prometheus' and Alertmanager's fingerprint of a label set (model.LabelSet.Fingerprint: FNV-1a
+ * 64 over the sorted names and values, each followed by the byte 255), as 16 hex digits. An alert
+ * without a `fingerprint` field gets the identity Alertmanager would have given it.
+ */
+export function labelsFingerprint(labels: Record<string, string>): string {
+  let h = FNV_OFFSET;
+  const add = (bytes: Uint8Array) => {
+    for (const b of bytes) h = ((h ^ BigInt(b)) * FNV_PRIME) & MASK64;
+  };
+  const sep = Uint8Array.of(255);
+  for (const name of Object.keys(labels).sort()) {
+    add(utf8.encode(name));
+    add(sep);
+    add(utf8.encode(labels[name]));
+    add(sep);
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+/** An alert's identity: Alertmanager's fingerprint, else the fingerprint of its full label set. */
+export function alertIdentity(a: Pick<IncomingAlert, 'labels' | 'fingerprint'>): string {
+  const fp = typeof a.fingerprint === 'string' ? a.fingerprint.trim() : '';
+  return fp ? fp.slice(0, MAX_ALERT_ID_LENGTH) : labelsFingerprint(a.labels);
 }
 
 export interface NotActedOn {
@@ -55,6 +100,7 @@ export function planAlerts(config: Config, alerts: readonly IncomingAlert[]): In
   const { serviceLabel, hostLabel, ignoreAlertnames } = config.alerts;
   const plan: IntakePlan = { signals: [], ignored: [], rejected: [] };
   const groups = new Map<string, PlannedSignal>();
+  const seen = new Set<string>();
   for (const a of alerts) {
     const alertname = a.labels.alertname ?? null;
     const service = a.labels[serviceLabel] ?? null;
@@ -88,13 +134,17 @@ export function planAlerts(config: Config, alerts: readonly IncomingAlert[]): In
       continue;
     }
     const key = `${host}\u0000${service}\u0000${a.status}`;
+    const id = alertIdentity(a);
+    if (seen.has(`${key}\u0000${id}`)) continue;
+    seen.add(`${key}\u0000${id}`);
     let g = groups.get(key);
-    if (!g) {
-      g = { host, service, status: a.status, alertnames: [], workflowId: workflowIdFor(host, service) };
+    if (!g || g.alerts.length >= MAX_ALERTS_PER_SIGNAL) {
+      g = { host, service, status: a.status, alertnames: [], alerts: [], workflowId: workflowIdFor(host, service) };
       groups.set(key, g);
       plan.signals.push(g);
     }
-    const name = alertname ?? 'unnamed';
+    const name = (alertname ?? 'unnamed').slice(0, MAX_ALERT_NAME_LENGTH);
+    g.alerts.push({ id, name });
     if (!g.alertnames.includes(name)) g.alertnames.push(name);
     if (a.status === 'firing') {
       g.summary ??= clip(a.annotations?.summary ?? a.annotations?.description, 200);
@@ -151,6 +201,7 @@ export async function deliverPlan(
           await send(() =>
             signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
               alertnames: s.alertnames,
+              alerts: s.alerts,
               summary: s.summary,
               startsAt: s.startsAt,
               source: opts.source,
@@ -162,7 +213,7 @@ export async function deliverPlan(
             await send(() =>
               client.workflow
                 .getHandle(s.workflowId)
-                .signal(alertResolvedSignal, { alertnames: s.alertnames, source: opts.source }),
+                .signal(alertResolvedSignal, { alertnames: s.alertnames, alerts: s.alerts, source: opts.source }),
             );
             out[i] = s;
           } catch (err) {

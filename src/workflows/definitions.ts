@@ -22,10 +22,31 @@ export function parseWorkflowId(id: string): { host: string; service: string } |
   return m ? { host: m[1], service: m[2] } : null;
 }
 
+// Bounds on what a workflow remembers, so carried state and history stay small whatever arrives.
+/** Firing alerts remembered per service (the oldest are forgotten first). */
+export const MAX_FIRING_ALERTS = 64;
+/** Alert names remembered per incident. */
+export const MAX_INCIDENT_ALERTNAMES = 20;
+/** Undelivered escalations carried through continue-as-new (the oldest are dropped first). */
+export const MAX_UNDELIVERED_ESCALATIONS = 20;
+export const MAX_ALERT_NAME_LENGTH = 200;
+export const MAX_ALERT_ID_LENGTH = 128;
+
+/** One alert by identity: Alertmanager's fingerprint (else a fingerprint of its labels), and its name. */
+export interface AlertRef {
+  id: string;
+  name: string;
+}
+
 // Signal payloads stay a few fields: never whole alert bodies.
 export interface AlertFiringPayload {
   /** Alert names that fire for this service (deduplicated by the API). */
   alertnames?: string[];
+  /**
+   * The firing alerts by identity. Without it (a signal typed in the Temporal UI or CLI), each
+   * name in `alertnames` is one alert.
+   */
+  alerts?: AlertRef[];
   /** One-line summary from the alert's annotations, truncated. */
   summary?: string;
   /** ISO time the alert started, as Alertmanager reports it. */
@@ -35,14 +56,21 @@ export interface AlertFiringPayload {
 }
 
 export interface AlertResolvedPayload {
-  /** Which alerts resolved; empty or absent means all of them. */
+  /** Which alerts resolved, by name (used when `alerts` is absent); both absent means all of them. */
   alertnames?: string[];
+  /** Which alerts resolved, by identity: only these stop firing. */
+  alerts?: AlertRef[];
   source?: string;
 }
 
 export interface HumanActionPayload {
   by?: string;
   reason?: string;
+  /**
+   * The incident this action is meant for (approve, skip). When it is not the open incident (it
+   * closed meanwhile) the action is ignored, so a late approval never applies to the next incident.
+   */
+  incidentId?: string;
 }
 
 export interface PausePayload extends HumanActionPayload {
@@ -119,7 +147,10 @@ export interface ServiceStateView {
   paused: boolean;
   pausedUntil: string | null;
   pauseReason: string | null;
+  /** Names of the alerts that fire (one entry per name). */
   firingAlerts: string[];
+  /** The firing alerts by identity. */
+  firing: AlertRef[];
   incident: IncidentView | null;
   consecutiveFailures: number;
   restartsLastHour: number;
@@ -176,8 +207,11 @@ export interface CarriedState {
   restarts: number[];
   lastAttemptAt: number | null;
   consecutiveFailures: number;
+  /** Time of the last failed attempt: the failure count is forgotten after a quiet hour. */
+  lastFailureAt?: number | null;
   pause: { until: number | null; by: string | null; reason: string | null } | null;
-  firing: string[];
+  /** Firing alerts, oldest first (runs before identities carried plain names: they are migrated). */
+  firing: (AlertRef | string)[];
   pendingAlert: { alertnames: string[]; summary: string | null } | null;
   approvalPending: boolean;
   skipPending: boolean;

@@ -8,6 +8,7 @@ import {
   continueAsNew,
   allHandlersFinished,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -24,6 +25,7 @@ import {
   budgetFreesAt,
   cooldownUntil,
   decideRestart,
+  failuresInForce,
   pruneRestarts,
   restartsInWindow,
   statusOf,
@@ -36,6 +38,11 @@ import {
   alertResolvedSignal,
   approveSignal,
   hostTaskQueue,
+  MAX_ALERT_ID_LENGTH,
+  MAX_ALERT_NAME_LENGTH,
+  MAX_FIRING_ALERTS,
+  MAX_INCIDENT_ALERTNAMES,
+  MAX_UNDELIVERED_ESCALATIONS,
   pauseSignal,
   resumeSignal,
   SA_FAILURES,
@@ -46,6 +53,7 @@ import {
   skipSignal,
   stateQuery,
   workflowIdFor,
+  type AlertRef,
   type AttemptRecord,
   type CarriedIncident,
   type CarriedState,
@@ -54,6 +62,12 @@ import {
   type ServiceStateView,
   type ServiceWorkflowInput,
 } from './definitions';
+
+// Changes to the command sequence, each behind patched() so that histories recorded before replay.
+/** The workflow, not Temporal, retries a restart call, so it knows whether any call may have run systemctl. */
+const PATCH_RESTART_RETRY = 'restart-retried-by-workflow';
+/** A service recovering on its own no longer resets consecutive failures (only a verified restart or skip do). */
+const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
 export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;
@@ -75,6 +89,14 @@ const local = proxyLocalActivities<ControlActivities>({
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2 },
 });
 
+// The audit activity never fails and never waits on the disk (it holds lines back itself): a short
+// deadline and few retries, so a broken worker cannot hold a decision up either.
+const auditLocal = proxyLocalActivities<ControlActivities>({
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
+
 // Escalations are retried until delivered: no attempt limit, backoff capped at 5 minutes.
 const delivery = proxyActivities<ControlActivities>({
   startToCloseTimeout: '5m',
@@ -88,6 +110,26 @@ interface FailureReading {
   /** Whether the restart command may have run (counts against the budget, conservatively). */
   restarted: boolean;
 }
+
+/** Whether the failed activity call started on a worker (a schedule-to-start timeout means it never did). */
+function callStarted(err: unknown): boolean {
+  return !(
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
+
+/** Whether a failed restart call is worth calling again with the same attempt id (the host makes it idempotent). */
+function worthRetrying(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure)) return false;
+  const cause = err.cause;
+  if (cause instanceof TimeoutFailure) return cause.timeoutType !== TimeoutType.SCHEDULE_TO_START;
+  if (cause instanceof ApplicationFailure) return !cause.nonRetryable && !NON_RETRYABLE.includes(cause.type ?? '');
+  return true;
+}
+
+const NON_RETRYABLE = ['InvalidUnitName', 'ServiceNotAllowed', 'RestartFailed'];
 
 function readFailure(err: unknown, restartMayHaveRun: boolean): FailureReading {
   const detail = err instanceof Error ? err.message : String(err);
@@ -120,13 +162,49 @@ function readFailure(err: unknown, restartMayHaveRun: boolean): FailureReading {
   return { reason: 'error', detail, restarted: restartMayHaveRun };
 }
 
+/** The outcome of every restart call of one attempt. */
+class RestartCallsFailed extends Error {
+  constructor(readonly reading: FailureReading) {
+    super(reading.detail);
+  }
+}
+
 function union(a: readonly string[], b: readonly string[]): string[] {
   return [...new Set([...a, ...b])].sort();
 }
 
-function alertNames(names: string[] | undefined): string[] {
-  const clean = (names ?? []).filter((n) => typeof n === 'string' && n.length > 0).map((n) => n.slice(0, 200));
-  return clean.length ? union([], clean) : ['manual'];
+/** Adds names to a bounded list: the first ones are kept, so an incident keeps what opened it. */
+function addNames(a: readonly string[], b: readonly string[], max: number): string[] {
+  const out = [...a];
+  for (const n of b) if (!out.includes(n) && out.length < max) out.push(n);
+  return out;
+}
+
+const clipName = (n: string) => n.slice(0, MAX_ALERT_NAME_LENGTH);
+
+/** Alert names of a payload, clipped the same way on firing and on resolve. */
+function cleanNames(names: unknown): string[] {
+  return union([], (stringList(names) ?? []).filter((n) => n.length > 0).map(clipName));
+}
+
+/** Alert identities of a payload; a name without identity is one alert (`name:<name>`). */
+function alertRefs(p: Record<string, unknown>): AlertRef[] {
+  const refs: AlertRef[] = [];
+  if (Array.isArray(p.alerts)) {
+    for (const a of p.alerts) {
+      const o = payloadObject(a);
+      if (typeof o.id === 'string' && o.id && typeof o.name === 'string') {
+        refs.push({ id: o.id.slice(0, MAX_ALERT_ID_LENGTH), name: clipName(o.name) });
+      }
+    }
+  }
+  if (refs.length) return refs;
+  return cleanNames(p.alertnames).map((name) => ({ id: `name:${name}`, name }));
+}
+
+/** Carried state from before identities held plain names: each becomes one alert. */
+function migrateFiring(firing: readonly (AlertRef | string)[] | undefined): AlertRef[] {
+  return (firing ?? []).map((f) => (typeof f === 'string' ? { id: `name:${f}`, name: f } : f));
 }
 
 function payloadObject(p: unknown): Record<string, unknown> {
@@ -140,7 +218,7 @@ function stringList(v: unknown): string[] | undefined {
 function humanPayload(p: unknown): HumanActionPayload {
   const o = payloadObject(p);
   const text = (v: unknown, n: number) => (typeof v === 'string' ? v.slice(0, n) : undefined);
-  return { by: text(o.by, 100), reason: text(o.reason, 500) };
+  return { by: text(o.by, 100), reason: text(o.reason, 500), incidentId: text(o.incidentId, 100) };
 }
 
 function iso(ms: number | null | undefined): string | null {
@@ -188,6 +266,7 @@ class ServiceEntity {
 
   constructor(private readonly input: ServiceWorkflowInput) {
     this.s = input.carried ? { ...initialState(), ...input.carried } : initialState();
+    this.s.firing = migrateFiring(this.s.firing);
     this.workflowId = workflowIdFor(input.host, input.service);
   }
 
@@ -198,9 +277,9 @@ class ServiceEntity {
     // malformed one is ignored field by field instead of failing the workflow task.
     setHandler(alertFiringSignal, (p) => {
       const o = payloadObject(p);
-      this.onFiring(stringList(o.alertnames), typeof o.summary === 'string' ? o.summary : undefined);
+      this.onFiring(alertRefs(o), typeof o.summary === 'string' ? o.summary : undefined);
     });
-    setHandler(alertResolvedSignal, (p) => this.onResolved(stringList(payloadObject(p).alertnames)));
+    setHandler(alertResolvedSignal, (p) => this.onResolved(payloadObject(p)));
     setHandler(approveSignal, (p) => this.onHuman('approve', humanPayload(p)));
     setHandler(skipSignal, (p) => this.onHuman('skip', humanPayload(p)));
     setHandler(pauseSignal, (p) => {
@@ -211,28 +290,66 @@ class ServiceEntity {
     setHandler(stateQuery, () => this.view());
   }
 
-  private onFiring(names: string[] | undefined, summary: string | undefined): void {
+  private get firing(): AlertRef[] {
+    return this.s.firing as AlertRef[];
+  }
+
+  private onFiring(refs: AlertRef[], summary: string | undefined): void {
     this.signalsThisRun++;
-    const n = alertNames(names);
-    this.s.firing = union(this.s.firing, n);
+    const alerts = refs.length ? refs : [{ id: 'name:manual', name: 'manual' }];
+    // Newest last; a repeated alert moves to the end; beyond the cap the oldest are forgotten.
+    const ids = new Set(alerts.map((a) => a.id));
+    const firing = [...this.firing.filter((f) => !ids.has(f.id)), ...alerts];
+    if (firing.length > MAX_FIRING_ALERTS) {
+      log.warn('too many distinct firing alerts for one service; forgetting the oldest', {
+        kept: MAX_FIRING_ALERTS,
+        dropped: firing.length - MAX_FIRING_ALERTS,
+      });
+    }
+    this.s.firing = firing.slice(-MAX_FIRING_ALERTS);
+    const n = union(
+      [],
+      alerts.map((a) => a.name),
+    );
     const inc = this.s.incident;
     if (inc) {
       inc.duplicateAlerts++;
-      inc.alertnames = union(inc.alertnames, n);
+      inc.alertnames = addNames(inc.alertnames, n, MAX_INCIDENT_ALERTNAMES);
     } else {
       const prev = this.s.pendingAlert;
       this.s.pendingAlert = {
-        alertnames: union(prev?.alertnames ?? [], n),
+        alertnames: addNames(prev?.alertnames ?? [], n, MAX_INCIDENT_ALERTNAMES),
         summary: (summary ?? prev?.summary ?? null)?.slice(0, 300) ?? null,
       };
     }
   }
 
-  private onResolved(names: string[] | undefined): void {
+  /**
+   * Identities stop exactly the alerts named; names (a hand-typed signal) stop every alert of those
+   * names; neither stops them all. An alert remembered only by name (`name:X`, from a signal without
+   * identities or a run from before them) stops when an identity of that name resolves and no
+   * other alert of that name still fires.
+   */
+  private onResolved(p: Record<string, unknown>): void {
     this.signalsThisRun++;
-    const n = (names ?? []).filter(Boolean);
-    this.s.firing = n.length ? this.s.firing.filter((f) => !n.includes(f)) : [];
-    if (this.s.firing.length === 0 && !this.s.incident) this.s.pendingAlert = null;
+    const refs = Array.isArray(p.alerts) ? alertRefs({ alerts: p.alerts }) : [];
+    const names = cleanNames(p.alertnames);
+    let firing: AlertRef[];
+    if (refs.length) {
+      const ids = new Set(refs.map((r) => r.id));
+      firing = this.firing.filter((f) => !ids.has(f.id));
+      const stillNamed = new Set(firing.filter((f) => !f.id.startsWith('name:')).map((f) => f.name));
+      const resolvedNames = new Set(refs.map((r) => r.name));
+      firing = firing.filter(
+        (f) => !(f.id === `name:${f.name}` && resolvedNames.has(f.name) && !stillNamed.has(f.name)),
+      );
+    } else if (names.length) {
+      firing = this.firing.filter((f) => !names.includes(f.name));
+    } else {
+      firing = [];
+    }
+    this.s.firing = firing;
+    if (this.firing.length === 0 && !this.s.incident) this.s.pendingAlert = null;
   }
 
   private onPause(until: string | null, p: HumanActionPayload): void {
@@ -253,6 +370,16 @@ class ServiceEntity {
     this.signalsThisRun++;
     const by = p.by ?? null;
     const why = p.reason ?? '';
+    const open = this.s.incident?.id ?? null;
+    if (action !== 'resume' && p.incidentId && p.incidentId !== open) {
+      this.recordHuman({
+        event: 'ignored-signal',
+        decision: 'none',
+        reason: `${action}: meant for incident ${p.incidentId}, which is not the open incident (${open ?? 'none'})`,
+        by,
+      });
+      return;
+    }
     if (action === 'approve') {
       if (this.canApprove()) {
         this.s.approvalPending = true;
@@ -309,7 +436,11 @@ class ServiceEntity {
       paused: this.s.pause != null,
       pausedUntil: iso(this.s.pause?.until),
       pauseReason: this.s.pause?.reason ?? null,
-      firingAlerts: this.s.firing,
+      firingAlerts: union(
+        [],
+        this.firing.map((f) => f.name),
+      ),
+      firing: this.firing,
       incident: inc && {
         id: inc.id,
         openedAt: iso(inc.openedAt)!,
@@ -383,7 +514,7 @@ class ServiceEntity {
       ...rec,
     };
     try {
-      await local.audit(record);
+      await auditLocal.audit(record);
     } catch (err) {
       // The audit log must not stop remediation; the decision is still in this workflow's history.
       log.error('audit log write failed', { event: record.event, error: (err as Error).message });
@@ -429,7 +560,10 @@ class ServiceEntity {
   private send(payload: EscalationPayload): void {
     this.outbox.set(payload.id, payload);
     delivery.escalate(payload).then(
-      () => this.outbox.delete(payload.id),
+      (r) => {
+        this.outbox.delete(payload.id);
+        if (r.refused?.length) log.error('escalation refused by a receiver', { id: payload.id, refused: r.refused });
+      },
       (err: unknown) => log.error('escalation delivery gave up', { id: payload.id, error: (err as Error).message }),
     );
   }
@@ -468,7 +602,13 @@ class ServiceEntity {
         await condition(allHandlersFinished);
         await this.flushHumanEvents();
         this.s.restarts = pruneRestarts(this.s.restarts, Date.now());
-        this.s.undelivered = [...this.outbox.values()];
+        const undelivered = [...this.outbox.values()];
+        if (undelivered.length > MAX_UNDELIVERED_ESCALATIONS) {
+          log.error('too many undelivered escalations to carry; dropping the oldest', {
+            dropped: undelivered.length - MAX_UNDELIVERED_ESCALATIONS,
+          });
+        }
+        this.s.undelivered = undelivered.slice(-MAX_UNDELIVERED_ESCALATIONS);
         this.s.run++;
         await continueAsNew<typeof selfhealService>({ ...this.input, carried: this.s });
       }
@@ -538,6 +678,10 @@ class ServiceEntity {
       return;
     }
     const now = Date.now();
+    // Failures survive a recovery on their own, but not a quiet hour before the next incident.
+    if (patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
+      this.s.consecutiveFailures = failuresInForce(this.s.consecutiveFailures, this.s.lastFailureAt, now);
+    }
     this.s.incidentSeq++;
     this.s.totals.incidents++;
     this.s.incident = {
@@ -564,9 +708,9 @@ class ServiceEntity {
   }
 
   private async validating(inc: CarriedIncident): Promise<void> {
-    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, inc.waitUntil);
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.firing.length === 0, inc.waitUntil);
     if (this.s.skipPending) return;
-    if (this.s.firing.length === 0) {
+    if (this.firing.length === 0) {
       await this.audit({
         event: 'validation-cancelled',
         decision: 'no-restart',
@@ -590,7 +734,16 @@ class ServiceEntity {
         startToCloseTimeout: '30s',
         retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes },
       }).checkService,
-      // Re-runs are safe: the activity detects a restart already done for the same attempt id.
+      // One call per Temporal activity: the workflow retries it (same attempt id) and so knows
+      // whether any call started, i.e. whether systemctl may have run.
+      restartOnce: proxyActivities<HostActivities>({
+        ...common,
+        startToCloseTimeout: '6m',
+        heartbeatTimeout: '20s',
+        retry: { maximumAttempts: 1 },
+      }).restartService,
+      // Runs from before PATCH_RESTART_RETRY: Temporal retries. Re-runs are safe: the activity
+      // detects a restart already done for the same attempt id.
       restart: proxyActivities<HostActivities>({
         ...common,
         startToCloseTimeout: '6m',
@@ -637,8 +790,8 @@ class ServiceEntity {
             .alertStillFiring({ host: this.input.host, service: this.input.service, alertnames: inc.alertnames })
             .catch(() => null)
         : null;
-      if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled: this.s.firing.length > 0 })) {
-        this.s.consecutiveFailures = 0;
+      if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled: this.firing.length > 0 })) {
+        if (!patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
         await this.audit({
           event: 'recheck',
           decision: 'no-restart',
@@ -715,10 +868,10 @@ class ServiceEntity {
   }
 
   private async waitingForSlot(inc: CarriedIncident): Promise<void> {
-    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, inc.waitUntil);
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.firing.length === 0, inc.waitUntil);
     if (this.s.skipPending) return;
-    if (this.s.firing.length === 0) {
-      return this.close('resolved', 'alert resolved while waiting', { resetFailures: true });
+    if (this.firing.length === 0) {
+      return this.close('resolved', 'alert resolved while waiting', { recovered: true });
     }
     if (this.s.approvalPending || Date.now() >= (inc.waitUntil ?? 0)) {
       inc.waitUntil = null;
@@ -727,18 +880,18 @@ class ServiceEntity {
   }
 
   private async waitingForHuman(inc: CarriedIncident): Promise<void> {
-    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0, null);
+    await this.wait(() => this.s.skipPending || this.s.approvalPending || this.firing.length === 0, null);
     if (this.s.skipPending) return;
     if (this.s.approvalPending) {
       this.s.phase = 'restarting';
       return;
     }
-    if (this.s.firing.length === 0) {
+    if (this.firing.length === 0) {
       return this.close(
         'resolved',
         `alert resolved while ${inc.approvalRequested ? 'awaiting approval' : 'escalated'}`,
         {
-          resetFailures: true,
+          recovered: true,
         },
       );
     }
@@ -746,12 +899,12 @@ class ServiceEntity {
 
   private async heldByPause(): Promise<void> {
     await this.wait(
-      () => this.s.pause == null || this.s.skipPending || this.s.approvalPending || this.s.firing.length === 0,
+      () => this.s.pause == null || this.s.skipPending || this.s.approvalPending || this.firing.length === 0,
       this.s.pause?.until ?? null,
     );
     this.expirePauseIfDue();
     if (this.s.skipPending) return;
-    if (this.s.firing.length === 0) return this.close('resolved', 'alert resolved while paused', {});
+    if (this.firing.length === 0) return this.close('resolved', 'alert resolved while paused', {});
     if (this.s.pause == null || this.s.approvalPending) this.s.phase = 'checking';
   }
 
@@ -773,12 +926,14 @@ class ServiceEntity {
     const host = this.hostActivities(inc);
     let beforeFingerprint: string;
     try {
-      const r = await host.restart({ ...this.ref(), attemptId: id });
+      const r = patched(PATCH_RESTART_RETRY)
+        ? await this.restartWithRetries(host.restartOnce, id)
+        : await host.restart({ ...this.ref(), attemptId: id });
       beforeFingerprint = r.beforeFingerprint;
       if (r.outcome === 'already-restarted')
         log.warn('host reported the restart already done for this attempt', { id });
     } catch (err) {
-      const f = readFailure(err, true);
+      const f = err instanceof RestartCallsFailed ? err.reading : readFailure(err, true);
       if (f.restarted) this.s.restarts.push(startedAt);
       return this.finishAttempt(inc, { ok: false, ...f, approved, id, startedAt });
     }
@@ -831,6 +986,35 @@ class ServiceEntity {
     });
   }
 
+  /**
+   * Calls the host's restart up to three times with the same attempt id (the host never restarts
+   * twice for one id). Any call that started may have run systemctl, so the attempt counts as a
+   * restart even when a later call never reaches the host (schedule-to-start timeout).
+   */
+  private async restartWithRetries(
+    restartOnce: HostActivities['restartService'],
+    attemptId: string,
+  ): Promise<Awaited<ReturnType<HostActivities['restartService']>>> {
+    let mayHaveRun = false;
+    for (let call = 1; ; call++) {
+      try {
+        return await restartOnce({ ...this.ref(), attemptId });
+      } catch (err) {
+        const reading = readFailure(err, true);
+        mayHaveRun ||= callStarted(err) && reading.restarted;
+        if (call >= 3 || !worthRetrying(err)) {
+          throw new RestartCallsFailed({ ...reading, restarted: mayHaveRun || reading.restarted });
+        }
+        log.warn('restart call failed; calling again with the same attempt id', {
+          attemptId,
+          call,
+          error: reading.detail,
+        });
+        await sleep(2_000 * call);
+      }
+    }
+  }
+
   private async finishAttempt(
     inc: CarriedIncident,
     a: {
@@ -847,6 +1031,7 @@ class ServiceEntity {
     this.s.restarts = pruneRestarts(this.s.restarts, now);
     const next = afterAttempt(this.s.consecutiveFailures, a.ok, inc.policy);
     this.s.consecutiveFailures = next.consecutiveFailures;
+    this.s.lastFailureAt = a.ok ? null : now;
     const record: AttemptRecord = {
       id: a.id,
       at: iso(a.startedAt)!,
@@ -893,8 +1078,18 @@ class ServiceEntity {
     } else this.s.phase = 'checking';
   }
 
-  private async close(outcome: string, reason: string, opts: { resetFailures?: boolean }): Promise<void> {
-    if (opts.resetFailures) this.s.consecutiveFailures = 0;
+  /**
+   * Ends the incident. `resetFailures`: a human took over (skip). `recovered`: the service came back
+   * on its own; runs from before PATCH_FAILURES_SURVIVE_RECOVERY reset the failure count then.
+   */
+  private async close(
+    outcome: string,
+    reason: string,
+    opts: { resetFailures?: boolean; recovered?: boolean },
+  ): Promise<void> {
+    if (opts.resetFailures || (opts.recovered && !patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
+      this.s.consecutiveFailures = 0;
+    }
     await this.audit({ event: 'incident-closed', decision: outcome, reason });
     this.s.incident = null;
     this.s.skipPending = false;

@@ -161,4 +161,26 @@ describe('names', () => {
     assert.notEqual(hostNameProblem('a b'), null);
     assert.notEqual(hostNameProblem('-h'), null);
   });
+  it('rejects a verifyTimeout shorter than the default verifyStableFor (every verification would fail)', () => {
+    const ps = problems('policy: { verifyTimeout: 5s }\n' + minimal);
+    const p = ps.find((x) => x.path === 'policy.verifyTimeout');
+    assert.ok(p, JSON.stringify(ps));
+    assert.match(p.message, /verifyStableFor/);
+    assert.equal(p.line, 1);
+    const perService = problems('services:\n  - name: a.service\n    host: h\n    policy: { verifyTimeout: 8s }\n');
+    assert.ok(
+      perService.some((x) => x.path === 'services[0].policy.verifyTimeout' && x.line === 4),
+      JSON.stringify(perService),
+    );
+  });
+
+  it('rejects two entries for the same unit on one host (two budgets for one unit)', () => {
+    const ps = problems(
+      'services:\n  - { name: a.service, host: h }\n  - { name: alias, host: h, unit: a.service }\n  - { name: a.service, host: other }\n',
+    );
+    assert.equal(ps.length, 1, JSON.stringify(ps));
+    assert.equal(ps[0].path, 'services[1].unit');
+    assert.equal(ps[0].line, 3);
+    assert.match(ps[0].message, /services\[0\]/);
+  });
 });

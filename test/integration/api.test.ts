@@ -207,7 +207,13 @@ describe('POST /selfheal/trigger', () => {
       '`id`.service',
       '-svc0.service',
     ];
-    const res = await trigger(payload([...evil.map((s) => alert(s)), alert('twin.service', 'web2')]));
+    // twin.service on web2 is addressed by `instance` (host falls back to it, without its port); the
+    // test after this one resolves this very alert (same labels, so the same identity).
+    const twin: Alert = {
+      status: 'firing',
+      labels: { alertname: 'ServiceStalled', service: 'twin.service', instance: 'web2:9100' },
+    };
+    const res = await trigger(payload([...evil.map((s) => alert(s)), twin]));
     assert.equal(res.statusCode, 200);
     const body = res.json();
     assert.equal(body.rejected.length, evil.length);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CliProcess, ROOT } from '../helpers/cli';
@@ -20,9 +21,13 @@ let sdkMetricsPort: number;
 let configFile: string;
 let proc: CliProcess | null = null;
 
-function portOpen(port: number): Promise<boolean> {
+function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createConnection({ host: '127.0.0.1', port });
+    const s = createConnection({ host, port, timeout: 2_000 });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
     s.once('connect', () => {
       s.destroy();
       resolve(true);
@@ -67,6 +72,14 @@ after(async () => {
   await proc?.interrupt(5_000);
 });
 
+/** This machine's own non-loopback IPv4 addresses. */
+function externalAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && a.family === 'IPv4' && !a.internal)
+    .map((a) => a!.address);
+}
+
 describe('selfheal start', () => {
   it('comes up with a clear banner and serves the API on the embedded Temporal', async () => {
     proc = await startSelfheal();
@@ -78,6 +91,7 @@ describe('selfheal start', () => {
     assert.match(out, /Tokens +generated/);
     assert.ok(existsSync(join(dir, 'data', 'temporal.db')), 'SQLite file under temporal.dataDir');
     assert.equal((await api('/readyz')).status, 200);
+
     // The workers' own metrics, from the Temporal SDK runtime's Prometheus exporter.
     assert.match(out, new RegExp(`Worker metrics http://127\\.0\\.0\\.1:${sdkMetricsPort}/metrics`));
     const sdk = await waitFor(
@@ -88,6 +102,16 @@ describe('selfheal start', () => {
       { what: 'temporal_* worker metrics' },
     );
     assert.match(sdk, /task_queue="selfheal-control"/);
+  });
+
+  it('keeps the embedded Temporal frontend and its UI on loopback only (they have no authentication)', async (t) => {
+    assert.ok(await portOpen(temporalPort), 'the frontend answers on 127.0.0.1');
+    const external = externalAddresses();
+    if (external.length === 0) return t.skip('this machine has no non-loopback address to try');
+    for (const address of external) {
+      assert.equal(await portOpen(temporalPort, address), false, `frontend not reachable on ${address}`);
+      assert.equal(await portOpen(uiPort, address), false, `UI not reachable on ${address}`);
+    }
   });
 
   it('accepts an alert with the generated token, and Ctrl-C stops everything cleanly', async () => {

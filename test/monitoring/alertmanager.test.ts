@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { labelsFingerprint } from '../../src/temporal/alert-intake';
 import { waitFor } from '../helpers/wait';
 import { WebhookSink } from '../helpers/webhook-sink';
 import { explain, readYaml, repo, run, scratchDir, tool } from './helpers';
@@ -215,8 +216,14 @@ describe('Alertmanager running monitoring/alertmanager.yml', () => {
       what: 'the selfheal webhook delivery',
     });
     assert.equal(delivery.headers.authorization, `Bearer ${token}`);
-    const body = delivery.body as { version: string; receiver: string; alerts: { labels: Record<string, string> }[] };
+    const body = delivery.body as {
+      version: string;
+      receiver: string;
+      alerts: { labels: Record<string, string>; fingerprint: string }[];
+    };
     assert.equal(body.version, '4');
+    // selfheal tracks alerts by identity; without a fingerprint it computes the one Alertmanager would.
+    for (const a of body.alerts) assert.equal(labelsFingerprint(a.labels), a.fingerprint);
     assert.equal(body.receiver, 'selfheal');
     assert.deepEqual(
       body.alerts.map((a) => [a.labels.alertname, a.labels.audience, a.labels.service]),

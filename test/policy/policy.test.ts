@@ -7,6 +7,8 @@ import {
   cooldownUntil,
   decideRestart,
   DEFAULT_POLICY,
+  FAILURE_MEMORY_MS,
+  failuresInForce,
   HOUR_MS,
   pruneRestarts,
   restartsInWindow,
@@ -149,5 +151,16 @@ describe('re-check and status', () => {
     assert.equal(statusOf('cooldown', true), 'HEALING');
     assert.equal(statusOf('exhausted', true), 'CRITICAL');
     assert.equal(statusOf('escalated', true), 'CRITICAL');
+  });
+});
+
+describe('failure memory', () => {
+  it('keeps consecutive failures for an hour after the last one, then forgets them', () => {
+    const t = 1_000_000_000;
+    assert.equal(failuresInForce(2, t, t + 1), 2);
+    assert.equal(failuresInForce(2, t, t + FAILURE_MEMORY_MS), 2);
+    assert.equal(failuresInForce(2, t, t + FAILURE_MEMORY_MS + 1), 0);
+    assert.equal(failuresInForce(2, null, t), 2, 'state from before the time was recorded keeps its count');
+    assert.equal(failuresInForce(0, t, t), 0);
   });
 });

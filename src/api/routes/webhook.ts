@@ -44,18 +44,16 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           },
           'alerts not acted on',
         );
-        await deps.audit
-          ?.append({
-            time: new Date().toISOString(),
-            host: '-',
-            service: '-',
-            workflowId: '-',
-            event: 'alerts-not-acted-on',
-            decision: 'ignore',
-            reason: `${plan.ignored.length} ignored, ${plan.rejected.length} rejected`,
-            detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
-          })
-          .catch((err: Error) => request.log.error({ err: err.message }, 'audit log write failed'));
+        await deps.audit?.record({
+          time: new Date().toISOString(),
+          host: '-',
+          service: '-',
+          workflowId: '-',
+          event: 'alerts-not-acted-on',
+          decision: 'ignore',
+          reason: `${plan.ignored.length} ignored, ${plan.rejected.length} rejected`,
+          detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
+        });
       }
       try {
         const delivered = await deps.client.connection.withDeadline(Date.now() + config.api.temporalTimeoutMs, () =>
