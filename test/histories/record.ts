@@ -1,12 +1,15 @@
 // Records the histories under test/histories/ from real runs on the time-skipping test server, so
 // the replay test can prove that changed workflow code still replays workflows already running.
-// Re-record only on purpose (an intentional, versioned change): npx tsx test/histories/record.ts
+// Re-record only on purpose (an intentional, versioned change). Histories of earlier releases stay:
+// record the current one under a new prefix, e.g. npx tsx test/histories/record.ts v0.2-
+// (files are named <prefix>incident-*.json; no prefix overwrites the first release's).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { signalWithStartService } from '../../src/temporal/signals';
 import {
   alertFiringSignal,
+  alertResolvedSignal,
   approveSignal,
   skipSignal,
   stateQuery,
@@ -31,6 +34,7 @@ policy: { verifyTimeout: 5s, verifyStableFor: 0s, hostTimeout: 2s }
 services:
   - { name: recorded.service, host: homelab }
   - { name: failing.service, host: homelab, policy: { validationWindow: 10s } }
+  - { name: flapping.service, host: homelab, policy: { validationWindow: 10s } }
 `,
     dir,
   );
@@ -71,13 +75,40 @@ services:
     await h.signal(skipSignal, { by: 'recorder' });
     await until('failing.service', (s) => s.phase === 'idle');
 
+    // 3. Alerts by identity, and a flapping service: one of two alerts of a name resolves (the
+    // incident goes on, restart, verified), then failed restarts with a recovery on its own between.
+    await signalWithStartService(env.client, config, 'homelab', 'flapping.service', alertFiringSignal, {
+      alertnames: ['ServiceStalled'],
+      alerts: [
+        { id: 'fp-down', name: 'ServiceStalled' },
+        { id: 'fp-unit-inactive', name: 'ServiceStalled' },
+      ],
+    });
+    const flap = env.client.workflow.getHandle(workflowIdFor('homelab', 'flapping.service'));
+    await until('flapping.service', (s) => s.phase === 'validating');
+    await flap.signal(alertResolvedSignal, { alerts: [{ id: 'fp-down', name: 'ServiceStalled' }] });
+    await env.sleep('10s');
+    await until('flapping.service', (s) => s.phase === 'idle' && s.totals.restarts === 1);
+    fake.set('flapping.service', { failsOnStart: true });
+    await env.sleep('61s');
+    await signalWithStartService(env.client, config, 'homelab', 'flapping.service', alertFiringSignal, {
+      alertnames: ['ServiceStalled'],
+    });
+    await until('flapping.service', (s) => s.phase === 'validating');
+    await env.sleep('10s');
+    await until('flapping.service', (s) => s.consecutiveFailures === 1 && s.phase === 'cooldown');
+    await flap.signal(alertResolvedSignal, {});
+    await until('flapping.service', (s) => s.phase === 'idle' && s.consecutiveFailures === 1);
+
+    const prefix = process.argv[2] ?? '';
     for (const [service, file] of [
       ['recorded.service', 'incident-restart.json'],
       ['failing.service', 'incident-escalation.json'],
+      ...(prefix ? [['flapping.service', 'incident-identity-flapping.json']] : []),
     ]) {
       const history = await env.client.workflow.getHandle(workflowIdFor('homelab', service)).fetchHistory();
-      writeFileSync(join(__dirname, file), historyToJSON(history) + '\n');
-      console.log(`wrote test/histories/${file}: ${history.events?.length} events`);
+      writeFileSync(join(__dirname, prefix + file), historyToJSON(history) + '\n');
+      console.log(`wrote test/histories/${prefix}${file}: ${history.events?.length} events`);
     }
   } finally {
     await workers.shutdown();
