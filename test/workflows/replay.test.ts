@@ -19,10 +19,14 @@ describe('replay of recorded histories', () => {
   for (const file of files) {
     it(`replays ${file} deterministically`, async () => {
       const json = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { events: { eventType: string }[] };
-      assert.ok(json.events.length > 20, 'a full incident, not a stub');
       const types = new Set(json.events.map((e) => e.eventType));
-      assert.ok(types.has('EVENT_TYPE_ACTIVITY_TASK_COMPLETED'), 'host activities ran');
-      assert.ok(types.has('EVENT_TYPE_TIMER_FIRED'), 'the validation window elapsed');
+      assert.ok(types.has('EVENT_TYPE_WORKFLOW_TASK_COMPLETED'), 'the workflow took decisions');
+      if (/incident-/.test(file)) {
+        // The full-incident recordings: a real incident, not a stub.
+        assert.ok(json.events.length > 20, 'a full incident, not a stub');
+        assert.ok(types.has('EVENT_TYPE_ACTIVITY_TASK_COMPLETED'), 'host activities ran');
+        assert.ok(types.has('EVENT_TYPE_TIMER_FIRED'), 'the validation window elapsed');
+      }
       const history = historyFromJSON(json);
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
     });
