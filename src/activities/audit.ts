@@ -8,6 +8,7 @@
 // log is told when it stops and starts being writable (metrics, a log line).
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { AuditEvent, EscalationEvent } from '../workflows/definitions';
 
 export interface AuditRecord {
   /** When the decision was made (workflow time for workflow decisions). */
@@ -15,8 +16,8 @@ export interface AuditRecord {
   host: string;
   service: string;
   workflowId: string;
-  /** What happened: `incident-opened`, `decision`, `restart`, `attempt-finished`, `escalated`, ... */
-  event: string;
+  /** What happened: one of AUDIT_EVENTS (`incident-opened`, `decision`, `restart`, `attempt-finished`, ...). */
+  event: AuditEvent;
   /** What was decided: `validate`, `restart`, `no-restart`, `wait-cooldown`, `escalate`, ... */
   decision: string;
   reason: string;
@@ -25,7 +26,7 @@ export interface AuditRecord {
   result?: 'success' | 'failure';
   /** The restart command ran (counts towards restarts_total and the budget). */
   restarted?: boolean;
-  escalation?: string;
+  escalation?: EscalationEvent;
   phase?: string;
   status?: string;
   consecutiveFailures?: number;

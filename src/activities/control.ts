@@ -3,6 +3,7 @@
 import { findService, type Config, type ManagerKind } from '../config/config';
 import type { SelfhealMetrics } from '../metrics/metrics';
 import type { Policy } from '../policy/policy';
+import { AUDIT_EVENTS } from '../workflows/definitions';
 import { AuditLog, type AuditRecord } from './audit';
 import { activityHeartbeat, activityLog, activitySleep } from './context';
 import { deliverEscalation, type DeliveryResult, type EscalationPayload } from './escalation';
@@ -87,10 +88,10 @@ export function createControlActivities(deps: ControlActivityDeps) {
     async audit(record: AuditRecord): Promise<{ written: boolean }> {
       if (metrics) {
         metrics.auditEvents.inc({ event: record.event });
-        if (record.event === 'attempt-finished' && record.restarted && record.result) {
+        if (record.event === AUDIT_EVENTS.attemptFinished && record.restarted && record.result) {
           metrics.restarts.inc({ host: record.host, service: record.service, result: record.result });
         }
-        if (record.event === 'escalated' && record.escalation) {
+        if (record.event === AUDIT_EVENTS.escalated && record.escalation) {
           metrics.escalations.inc({ host: record.host, service: record.service, reason: record.escalation });
         }
       }

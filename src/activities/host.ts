@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import { join } from 'node:path';
 import { ApplicationFailure, log } from '@temporalio/activity';
 import { findService, type Config, type ServiceConfig } from '../config/config';
+import { HOST_ERRORS } from '../workflows/definitions';
 import { unitNameProblem } from '../config/names';
 import { activityAttempt, activityHeartbeat, activitySleep, activityWorkflowRunId } from './context';
 import {
@@ -63,9 +64,7 @@ export interface VerifyResult {
   elapsedMs: number;
 }
 
-export const ERR_INVALID_UNIT = 'InvalidUnitName';
-export const ERR_NOT_ALLOWED = 'ServiceNotAllowed';
-export const ERR_RESTART_FAILED = 'RestartFailed';
+const { invalidUnit: ERR_INVALID_UNIT, notAllowed: ERR_NOT_ALLOWED, restartFailed: ERR_RESTART_FAILED } = HOST_ERRORS;
 
 interface Marker {
   workflowId: string;

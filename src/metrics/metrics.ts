@@ -3,8 +3,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config';
 import { STATUS_VALUE, type Status } from '../policy/policy';
-
-const ESCALATION_REASONS = ['SelfHealingExhausted', 'ConsecutiveFailures', 'HostUnreachable', 'ApprovalRequired'];
+import { ESCALATION_EVENTS } from '../workflows/definitions';
 
 export interface ServiceGaugeState {
   host: string;
@@ -54,7 +53,7 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
   });
   const escalations = new Counter({
     name: 'selfhealing_escalations_total',
-    help: 'Escalations to a human, by reason (SelfHealingExhausted, ConsecutiveFailures, HostUnreachable, ApprovalRequired).',
+    help: `Escalations to a human, by reason (${ESCALATION_EVENTS.join(', ')}).`,
     labelNames: ['host', 'service', 'reason'] as const,
     registers: [registry],
   });
@@ -208,7 +207,7 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     initServices(config) {
       for (const s of config.services) {
         for (const result of ['success', 'failure']) restarts.inc({ host: s.host, service: s.name, result }, 0);
-        for (const reason of ESCALATION_REASONS) escalations.inc({ host: s.host, service: s.name, reason }, 0);
+        for (const reason of ESCALATION_EVENTS) escalations.inc({ host: s.host, service: s.name, reason }, 0);
       }
     },
   };

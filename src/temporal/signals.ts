@@ -45,5 +45,11 @@ export async function signalWithStartService<P>(
     signal: signal.name,
     signalArgs: [payload],
     typedSearchAttributes,
+    // What the Temporal UI lists for this workflow; its current details say where the incident is.
+    staticSummary: `${service} on ${host}`,
+    staticDetails:
+      `Self-healing of **${service}** on host **${host}**: validates alerts, restarts through the host's ` +
+      `worker (task queue \`selfheal-host-${host}\`), verifies, escalates. ` +
+      `Humans: \`selfheal approve|skip|pause|resume ${service} --host ${host}\`, or send those signals here.`,
   });
 }

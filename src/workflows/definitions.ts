@@ -85,7 +85,43 @@ export const skipSignal = defineSignal<[HumanActionPayload?]>('skip');
 export const pauseSignal = defineSignal<[PausePayload?]>('pause');
 export const resumeSignal = defineSignal<[HumanActionPayload?]>('resume');
 
-export type EscalationEvent = 'SelfHealingExhausted' | 'ConsecutiveFailures' | 'HostUnreachable' | 'ApprovalRequired';
+/** Every escalation the workflow sends (the `event` of the webhook body, the `reason` label of the metric). */
+export const ESCALATION_EVENTS = [
+  'SelfHealingExhausted',
+  'ConsecutiveFailures',
+  'HostUnreachable',
+  'ApprovalRequired',
+] as const;
+export type EscalationEvent = (typeof ESCALATION_EVENTS)[number];
+
+/** Failure types the host activities raise (non-retryable `ApplicationFailure`s) and the workflow reads. */
+export const HOST_ERRORS = {
+  invalidUnit: 'InvalidUnitName',
+  notAllowed: 'ServiceNotAllowed',
+  restartFailed: 'RestartFailed',
+} as const;
+export type HostErrorType = (typeof HOST_ERRORS)[keyof typeof HOST_ERRORS];
+
+/** Audit log events (one JSON line each); the metrics count some of them. */
+export const AUDIT_EVENTS = {
+  incidentOpened: 'incident-opened',
+  validationCancelled: 'validation-cancelled',
+  recheck: 'recheck',
+  recheckFailed: 'recheck-failed',
+  decision: 'decision',
+  restart: 'restart',
+  attemptFinished: 'attempt-finished',
+  escalated: 'escalated',
+  incidentClosed: 'incident-closed',
+  notConfigured: 'not-configured',
+  approved: 'approved',
+  skipped: 'skipped',
+  paused: 'paused',
+  resumed: 'resumed',
+  ignoredSignal: 'ignored-signal',
+  alertsNotActedOn: 'alerts-not-acted-on',
+} as const;
+export type AuditEvent = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
 
 export type AttemptResult = 'success' | 'failure';
 

@@ -8,9 +8,10 @@ import { describe, it } from 'node:test';
 import { AuditLog, type AuditRecord } from '../../src/activities/audit';
 import { createControlActivities } from '../../src/activities/control';
 import { createMetrics } from '../../src/metrics/metrics';
+import type { AuditEvent } from '../../src/workflows/definitions';
 import { testConfig, tempDir } from '../helpers/config';
 
-const record = (event: string, extra: Partial<AuditRecord> = {}): AuditRecord => ({
+const record = (event: AuditEvent, extra: Partial<AuditRecord> = {}): AuditRecord => ({
   time: new Date().toISOString(),
   host: 'h1',
   service: 'a.service',
@@ -39,12 +40,12 @@ describe('audit log', () => {
     const blocked = join(dir, 'logs');
     writeFileSync(blocked, 'a file where the folder should be');
     const log = new AuditLog(join(blocked, 'selfheal.log'));
-    await assert.rejects(log.append(record('first')));
+    await assert.rejects(log.append(record('incident-opened')));
     rmSync(blocked);
-    await log.append(record('second'));
+    await log.append(record('incident-closed'));
     assert.deepEqual(
       lines(join(blocked, 'selfheal.log')).map((r) => r.event),
-      ['second'],
+      ['incident-closed'],
     );
   });
 });

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { deliverPlan, Limiter, planAlerts, type NotActedOn } from '../../temporal/alert-intake';
 import { isUnavailable } from '../../temporal/actions';
+import { AUDIT_EVENTS } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ErrorSchema } from '../schemas/common';
@@ -49,7 +50,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           host: '-',
           service: '-',
           workflowId: '-',
-          event: 'alerts-not-acted-on',
+          event: AUDIT_EVENTS.alertsNotActedOn,
           decision: 'ignore',
           reason: `${plan.ignored.length} ignored, ${plan.rejected.length} rejected`,
           detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
