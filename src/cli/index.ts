@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { ActionError, ServiceActions, isUnavailable, resolveService } from '../temporal/actions';
+import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../temporal/actions';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
 import { stateDetails, statusTable } from './output';
@@ -26,6 +26,8 @@ class CliError extends Error {
 function durationArg(value: string): number {
   const ms = parseDuration(value);
   if (!ms) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration; write it like 30m, 2h or 1h30m`);
+  const problem = pauseDurationProblem(ms, '--for');
+  if (problem) throw new InvalidArgumentError(`${value} is ${problem}`);
   return ms;
 }
 
@@ -203,7 +205,7 @@ Examples:
             process.stdout.write(
               (o.json
                 ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
-                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl)) + '\n',
+                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
             );
           } else {
             const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);

@@ -32,7 +32,13 @@ function ago(iso: string | null | undefined, now = Date.now()): string {
   return d >= 0 ? `${iso} (in ${formatDuration(d)})` : `${iso} (${formatDuration(-d)} ago)`;
 }
 
-export function stateDetails(s: ServiceStateView | null, host: string, service: string, uiUrl: string | null): string {
+export function stateDetails(
+  s: ServiceStateView | null,
+  host: string,
+  service: string,
+  uiUrl: string | null,
+  namespace: string,
+): string {
   const lines: string[] = [];
   const kv = (k: string, v: string) => lines.push(`${(k + ':').padEnd(22)}${v}`);
   kv('Service', `${service} on ${host}`);
@@ -42,7 +48,10 @@ export function stateDetails(s: ServiceStateView | null, host: string, service: 
   }
   kv(
     'Workflow',
-    s.workflowId + (uiUrl ? `  ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(s.workflowId)}` : ''),
+    s.workflowId +
+      (uiUrl
+        ? `  ${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(s.workflowId)}`
+        : ''),
   );
   kv('Status', `${s.status}  (phase ${s.phase})`);
   if (s.paused)

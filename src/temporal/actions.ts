@@ -46,6 +46,18 @@ export function isUnavailable(err: unknown): boolean {
   return /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Failed to connect|connect ECONN/i.test(e.message ?? '');
 }
 
+/** The longest pause with an end (`for`); longer ones are refused: pause without an end instead. */
+export const MAX_PAUSE_MS = 365 * 86_400_000;
+
+/** Why a pause duration cannot be used, or null. `flag` is how the caller names the option. */
+export function pauseDurationProblem(forMs: number, flag: string): string | null {
+  if (Number.isNaN(forMs) || forMs <= 0) return 'the pause duration must be positive';
+  if (forMs > MAX_PAUSE_MS) {
+    return `longer than the longest pause (${formatDuration(MAX_PAUSE_MS)}); leave out ${flag} to pause until resumed`;
+  }
+  return null;
+}
+
 export interface ServiceSummary {
   host: string;
   service: string;
@@ -212,9 +224,8 @@ export class ServiceActions {
   }
 
   async pause(svc: ServiceConfig, p: HumanActionPayload & { forMs?: number | null }): Promise<ActionResult> {
-    if (p.forMs != null && (!Number.isFinite(p.forMs) || p.forMs <= 0)) {
-      throw new ActionError('invalid', 'the pause duration must be positive');
-    }
+    const problem = p.forMs != null ? pauseDurationProblem(p.forMs, '"for"') : null;
+    if (problem) throw new ActionError('invalid', problem);
     const until = p.forMs ? new Date(Date.now() + p.forMs).toISOString() : null;
     await this.call(() =>
       signalWithStartService(this.client, this.config, svc.host, svc.name, pauseSignal, {

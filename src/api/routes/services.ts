@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { parseDuration } from '../../policy/duration';
-import { ActionError, type HumanAction } from '../../temporal/actions';
+import { ActionError, pauseDurationProblem, type HumanAction } from '../../temporal/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ActionBody, ActionResultSchema, ErrorSchema, ServiceParams, ServiceSummarySchema } from '../schemas/common';
@@ -107,6 +107,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           forMs = parseDuration(body.for);
           if (!forMs)
             throw new ActionError('invalid', `"for": ${JSON.stringify(body.for)} is not a duration like 30m or 2h`);
+          const problem = pauseDurationProblem(forMs, '"for"');
+          if (problem) throw new ActionError('invalid', `"for": ${body.for} is ${problem}`);
         }
         request.log.info({ action, host: svc.host, service: svc.name, by: p.by }, 'human action');
         switch (action) {
