@@ -6,7 +6,7 @@ import { parseDuration } from '../policy/duration';
 import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../temporal/actions';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
-import { stateDetails, statusTable } from './output';
+import { stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
 import { resolveHost, runSelfheal, type RunOptions } from './runtime';
@@ -210,6 +210,8 @@ Examples:
           } else {
             const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
             process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
+            const unreadable = unreadableReport(all);
+            if (unreadable) throw new CliError(unreadable, EXIT.error);
           }
         } catch (err) {
           mapActionError(err);

@@ -1,6 +1,6 @@
 // Human-readable output for the CLI: tables and a service's detailed state.
 import { formatDuration } from '../policy/duration';
-import type { ServiceSummary } from '../temporal/actions';
+import type { ServiceSummary, UnreadableSummary } from '../temporal/actions';
 import type { ServiceStateView } from '../workflows/definitions';
 
 export function table(headers: string[], rows: string[][]): string {
@@ -13,16 +13,20 @@ export function table(headers: string[], rows: string[][]): string {
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
-export function statusTable(services: ServiceSummary[]): string {
-  const rows = services.map((s) => [
-    s.host,
-    s.service,
-    s.status,
-    s.paused ? `${s.phase} (paused)` : s.phase,
-    String(s.consecutiveFailures),
-    s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
-    s.incident ?? (s.exists ? '-' : 'never alerted'),
-  ]);
+export function statusTable(services: (ServiceSummary | UnreadableSummary)[]): string {
+  const rows = services.map((s) =>
+    s.readError !== undefined
+      ? [s.host, s.service, s.status, s.phase, '-', '-', 'state unreadable (see below)']
+      : [
+          s.host,
+          s.service,
+          s.status,
+          s.paused ? `${s.phase} (paused)` : s.phase,
+          String(s.consecutiveFailures),
+          s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
+          s.incident ?? (s.exists ? '-' : 'never alerted'),
+        ],
+  );
   return table(['HOST', 'SERVICE', 'STATUS', 'PHASE', 'FAILURES', 'RESTARTS/1h', 'INCIDENT'], rows);
 }
 
@@ -102,4 +106,14 @@ export function stateDetails(
     );
   }
   return lines.join('\n');
+}
+
+/** What `selfheal status` says on stderr about services whose state could not be read. */
+export function unreadableReport(services: (ServiceSummary | UnreadableSummary)[]): string | null {
+  const bad = services.filter((s): s is UnreadableSummary => s.readError !== undefined);
+  if (!bad.length) return null;
+  return [
+    `${bad.length} service(s) could not be read (the others are current):`,
+    ...bad.map((s) => `  ${s.service} on ${s.host}: ${s.readError}`),
+  ].join('\n');
 }

@@ -4,7 +4,7 @@
 import type { Client } from '@temporalio/client';
 import { PrometheusClient } from '../activities/prometheus';
 import type { Config } from '../config/config';
-import { ServiceActions } from '../temporal/actions';
+import { ServiceActions, throwIfAllUnavailable } from '../temporal/actions';
 import { deliverPlan, planAlerts, type PlannedSignal } from '../temporal/alert-intake';
 
 export interface PollReport {
@@ -36,9 +36,15 @@ export async function pollOnce(
     })),
   );
   // Keyed by workflow id: what each workflow believes is firing, and what Prometheus says now.
+  // A service whose state cannot be read is left out: its firing alerts are sent (harmless if known),
+  // its resolves wait for a pass that can read what it believes is firing.
   const known = new Map<string, { host: string; service: string; firing: string[] }>();
-  for (const { svc, state } of await new ServiceActions(client, config, 10_000).states()) {
-    if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firingAlerts });
+  const notes: string[] = [];
+  const reads = await new ServiceActions(client, config, 10_000).states();
+  throwIfAllUnavailable(reads);
+  for (const { svc, state, error } of reads) {
+    if (error) notes.push(`${svc.name} on ${svc.host}: could not read its state (${error.message.split('\n')[0]})`);
+    else if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firingAlerts });
   }
 
   const toSend: PlannedSignal[] = [];
@@ -56,7 +62,6 @@ export async function pollOnce(
     if (gone.length)
       toSend.push({ host: k.host, service: k.service, status: 'resolved', alertnames: gone, workflowId });
   }
-  const notes: string[] = [];
   if (!opts.dryRun && toSend.length) {
     for (const d of await deliverPlan(client, config, toSend, { source: 'poll' }))
       if (d.note) notes.push(`${d.service}: ${d.note}`);
