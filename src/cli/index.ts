@@ -309,6 +309,14 @@ Examples:
               r.signalled
                 .map((s) => `  ${s.status.padEnd(8)} ${s.service} on ${s.host} (${s.alertnames.join(', ')})\n`)
                 .join('') +
+              r.notActedOn
+                .slice(0, 20)
+                .map(
+                  (x) =>
+                    `  not acted on: ${x.service ?? '?'} on ${x.host ?? '?'} (${x.alertname ?? '?'}): ${x.reason}\n`,
+                )
+                .join('') +
+              (r.notActedOn.length > 20 ? `  ... and ${r.notActedOn.length - 20} more not acted on\n` : '') +
               r.notes.map((n) => `  note: ${n}\n`).join(''),
           );
         } catch (err) {
