@@ -69,7 +69,14 @@ function resolveOrExit(config: Config, service: string, host: string | undefined
 
 function mapActionError(err: unknown): never {
   if (err instanceof ActionError) {
-    const code = err.code === 'conflict' ? EXIT.conflict : err.code === 'unavailable' ? EXIT.unavailable : EXIT.usage;
+    const code =
+      err.code === 'conflict'
+        ? EXIT.conflict
+        : err.code === 'unavailable'
+          ? EXIT.unavailable
+          : err.code === 'unreadable'
+            ? EXIT.error
+            : EXIT.usage;
     throw new CliError(err.message, code);
   }
   if (isUnavailable(err)) throw new CliError(`Temporal is unreachable: ${(err as Error).message}`, EXIT.unavailable);

@@ -1,6 +1,5 @@
-import { QueryNotRegisteredError } from '@temporalio/client';
 import type { Config } from '../config/config';
-import { isUnavailable, type ServiceActions } from '../temporal/actions';
+import { ActionError, isUnavailable, type ServiceActions } from '../temporal/actions';
 import type { ServiceGaugeState, StateReadErrorReason, StateSource } from './metrics';
 
 /** Up to this many services, scrapes query every workflow for its full state. */
@@ -15,7 +14,7 @@ export const SCRAPE_QUERY_TIMEOUT_MS = 3_000;
 /** The metric's reason label for a failed read. */
 export function readErrorReason(err: Error): StateReadErrorReason {
   if (isUnavailable(err)) return 'unavailable';
-  if (err instanceof QueryNotRegisteredError || err.name === 'ServiceError') return 'query-failed';
+  if (err instanceof ActionError && err.code === 'unreadable') return 'query-failed';
   return 'error';
 }
 

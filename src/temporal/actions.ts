@@ -22,7 +22,8 @@ import {
 } from '../workflows/definitions';
 import { signalWithStartService } from './signals';
 
-export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid';
+/** `unreadable`: Temporal answered, but the service's workflow could not answer its state query. */
+export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid' | 'unreadable';
 
 export class ActionError extends Error {
   constructor(
@@ -167,7 +168,10 @@ export class ServiceActions {
       if (err instanceof ActionError) throw err;
       // A completed/terminated run cannot answer: treat as no workflow.
       if (/not found|workflow.*(completed|terminated)/i.test((err as Error).message)) return null;
-      throw err;
+      const detail = ((err as Error).message ?? String(err)).split('\n')[0];
+      throw new ActionError('unreadable', `${service} on ${host} could not answer its state query: ${detail}`, {
+        cause: err,
+      });
     }
   }
 
@@ -229,7 +233,7 @@ export class ServiceActions {
       phase: 'unknown',
       status: 'UNKNOWN',
       consecutiveFailures: 0,
-      readError: error.message.split('\n')[0].slice(0, 300),
+      readError: readErrorText(error),
     };
   }
 
@@ -307,6 +311,12 @@ export class ServiceActions {
   private result(action: HumanAction, svc: ServiceConfig, message: string): ActionResult {
     return { action, host: svc.host, service: svc.name, workflowId: workflowIdFor(svc.host, svc.name), message };
   }
+}
+
+/** A read error in a line: what the workflow or Temporal said, without our own prefix. */
+function readErrorText(error: Error): string {
+  const inner = error instanceof ActionError && error.code === 'unreadable' && error.cause instanceof Error;
+  return (inner ? (error.cause as Error) : error).message.split('\n')[0].slice(0, 300);
 }
 
 /** When every read failed because Temporal is unreachable, that is the answer (503 / exit 4), not a list of unknowns. */

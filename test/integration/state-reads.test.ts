@@ -179,6 +179,24 @@ describe('one unreadable workflow', () => {
     assert.match(by['f.service'].readError!, /did not register a handler for state/);
   });
 
+  it('the state and the actions of an unreadable service answer 502 with the reason, not 500 or 503', async () => {
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const one = await app.inject({ method: 'GET', url: '/services/web1/b.service', headers: auth });
+    assert.equal(one.statusCode, 502, one.body);
+    assert.match(one.json().message, /b\.service on web1 could not answer its state query: state is corrupt/);
+    const approve = await app.inject({
+      method: 'POST',
+      url: '/services/web1/f.service/approve',
+      headers: auth,
+      payload: {},
+    });
+    assert.equal(approve.statusCode, 502, approve.body);
+    assert.match(approve.json().message, /did not register a handler for state/);
+    const cli = await runCli(['status', 'b.service', '--config', configFile]);
+    assert.equal(cli.code, 1, cli.stderr);
+    assert.match(cli.stderr, /could not answer its state query: state is corrupt/);
+  });
+
   it('selfheal status shows every service and exits 1 naming the unreadable ones', async () => {
     const r = await runCli(['status', '--config', configFile]);
     assert.equal(r.code, 1, r.stderr);
