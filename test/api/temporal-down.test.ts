@@ -101,12 +101,10 @@ describe('API while Temporal is unreachable', () => {
   it('/readyz (unauthenticated) says only "Temporal unreachable" and a reason code; the detail goes to the log', async () => {
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(ready.statusCode, 503);
-    assert.deepEqual(ready.json(), {
-      status: 'not-ready',
-      temporal: 'unreachable',
-      reason: 'timeout',
-      message: 'Temporal unreachable',
-    });
+    const { reason, ...rest } = ready.json();
+    assert.deepEqual(rest, { status: 'not-ready', temporal: 'unreachable', message: 'Temporal unreachable' });
+    // Nothing listens on the port: the client reports a deadline or a refused connection.
+    assert.ok(['timeout', 'unavailable'].includes(reason), reason);
     // Nothing of the client's own error text (addresses, gRPC details) reaches an anonymous caller.
     assert.doesNotMatch(ready.body, /DEADLINE|UNAVAILABLE|127\.0\.0\.1|metadata/);
     const logged = logLines.join('');
