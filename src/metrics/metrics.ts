@@ -4,7 +4,13 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config';
 import { STATUS_VALUE, type Status } from '../policy/policy';
 
-const ESCALATION_REASONS = ['SelfHealingExhausted', 'ConsecutiveFailures', 'HostUnreachable', 'ApprovalRequired'];
+const ESCALATION_REASONS = [
+  'SelfHealingExhausted',
+  'ConsecutiveFailures',
+  'HostUnreachable',
+  'HostStateUnwritable',
+  'ApprovalRequired',
+];
 
 export interface ServiceGaugeState {
   host: string;
@@ -49,7 +55,7 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
   });
   const escalations = new Counter({
     name: 'selfhealing_escalations_total',
-    help: 'Escalations to a human, by reason (SelfHealingExhausted, ConsecutiveFailures, HostUnreachable, ApprovalRequired).',
+    help: 'Escalations to a human, by reason (SelfHealingExhausted, ConsecutiveFailures, HostUnreachable, HostStateUnwritable, ApprovalRequired).',
     labelNames: ['host', 'service', 'reason'] as const,
     registers: [registry],
   });
