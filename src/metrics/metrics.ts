@@ -39,6 +39,8 @@ export interface SelfhealMetrics {
   temporalUp: Gauge;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
+  /** Where there is no state source (a control worker on its own): a Temporal call made at scrape time. */
+  setTemporalProbe(probe: () => Promise<unknown>): void;
   /** Pre-creates the labelled series of every configured service at 0, so increase() sees the first restart. */
   initServices(config: Config): void;
 }
@@ -97,10 +99,20 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     (s) => s.restartsLastHour,
   );
 
+  let temporalProbe: (() => Promise<unknown>) | null = null;
   const temporalUp = new Gauge({
     name: 'selfhealing_temporal_up',
     help: '1 when the last request to Temporal for state succeeded, else 0.',
     registers: [registry],
+    async collect() {
+      if (temporalProbe)
+        this.set(
+          await temporalProbe().then(
+            () => 1,
+            () => 0,
+          ),
+        );
+    },
   });
 
   // One scrape runs every state gauge's collect(); they share a single state read.
@@ -176,6 +188,9 @@ export function createMetrics(registry = new Registry()): SelfhealMetrics {
     temporalUp,
     setStateSource(s) {
       source = s;
+    },
+    setTemporalProbe(p) {
+      temporalProbe = p;
     },
     initServices(config) {
       for (const s of config.services) {
