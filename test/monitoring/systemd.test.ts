@@ -56,8 +56,9 @@ describe('systemd units', () => {
 
   it('the worker and the API run from /opt/selfheal as user selfheal with /etc/selfheal/selfheal.yaml', () => {
     for (const [file, command] of [
-      ['selfheal-worker.service', /^\/usr\/bin\/node \/opt\/selfheal\/bin\/selfheal\.js worker --host \S+/],
-      ['selfheal-api.service', /^\/usr\/bin\/node \/opt\/selfheal\/bin\/selfheal\.js api$/],
+      // node from systemd's default PATH: NodeSource's /usr/bin/node or a tarball's /usr/local/bin/node.
+      ['selfheal-worker.service', /^\/usr\/bin\/env node \/opt\/selfheal\/bin\/selfheal\.js worker --host \S+/],
+      ['selfheal-api.service', /^\/usr\/bin\/env node \/opt\/selfheal\/bin\/selfheal\.js api$/],
     ] as const) {
       const u = unit(file);
       assert.match(one(u, 'Service', 'ExecStart') ?? '', command, file);
@@ -67,6 +68,7 @@ describe('systemd units', () => {
       assert.equal(one(u, 'Service', 'Restart'), 'always', file);
       assert.equal(one(u, 'Service', 'ProtectSystem'), 'strict', file);
       assert.equal(one(u, 'Service', 'StateDirectory'), 'selfheal', file);
+      assert.equal(one(u, 'Service', 'LogsDirectory'), 'selfheal', file);
       assert.equal(one(u, 'Install', 'WantedBy'), 'multi-user.target', file);
     }
     assert.equal(one(unit('selfheal-api.service'), 'Service', 'NoNewPrivileges'), 'yes');
@@ -154,14 +156,12 @@ describe('systemd units', () => {
   it('pass systemd-analyze verify without warnings', (t) => {
     const analyze = which('systemd-analyze');
     if (!analyze) return t.skip('systemd-analyze is not installed');
-    // Point the install paths at this checkout and this node so ExecStart= targets exist.
+    // Point the install paths at this checkout so ExecStart= targets exist (test/e2e/host-install.test.ts
+    // verifies the units at their installed paths).
     const dir = scratchDir('selfheal-units-');
     const files = readdirSync(repo(UNIT_DIR)).filter((f) => /\.(service|timer)$/.test(f));
     for (const f of files) {
-      const text = readFileSync(repo(UNIT_DIR, f), 'utf8')
-        .replaceAll('/opt/selfheal', ROOT)
-        .replaceAll('/usr/bin/node', process.execPath);
-      writeFileSync(join(dir, f), text);
+      writeFileSync(join(dir, f), readFileSync(repo(UNIT_DIR, f), 'utf8').replaceAll('/opt/selfheal', ROOT));
     }
     // And the worker once more with the sudo drop-in in place.
     const withDropIn = join(dir, 'with-sudo');
