@@ -2,9 +2,10 @@
 // units (polkit rule evaluated for real), and pass `systemd-analyze verify` where it runs.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runInNewContext } from 'node:vm';
+import { parseConfig } from '../../src/config/config';
 import { exampleServices, explain, repo, ROOT, run, scratchDir, which } from './helpers';
 
 type Unit = Record<string, Record<string, string[]>>;
@@ -72,6 +73,36 @@ describe('systemd units', () => {
       assert.equal(one(u, 'Install', 'WantedBy'), 'multi-user.target', file);
     }
     assert.equal(one(unit('selfheal-api.service'), 'Service', 'NoNewPrivileges'), 'yes');
+  });
+
+  it('the host config writes only where the units may write, and guards the homelab services', () => {
+    const config = parseConfig(readFileSync(repo(UNIT_DIR, 'selfheal.yaml'), 'utf8'), {
+      source: 'selfheal.yaml',
+      env: {},
+      cwd: '/opt/selfheal',
+    });
+    for (const file of ['selfheal-worker.service', 'selfheal-api.service', 'selfheal-temporal.service']) {
+      const s = unit(file).Service;
+      const writable = [
+        ...(s.StateDirectory ?? []).map((d) => `/var/lib/${d}`),
+        ...(s.LogsDirectory ?? []).map((d) => `/var/log/${d}`),
+        ...(s.ReadWritePaths ?? []).flatMap((p) => p.split(/\s+/)).filter((p) => !p.startsWith('-')),
+      ];
+      const uses =
+        file === 'selfheal-temporal.service'
+          ? [config.temporal.dataDir]
+          : [config.temporal.dataDir, config.worker.stateDir, dirname(config.audit.file)];
+      for (const path of uses) {
+        assert.ok(
+          writable.some((w) => path === w || path.startsWith(`${w}/`)),
+          `${file}: ${path} is read-only under ProtectSystem=strict (writable: ${writable.join(', ')})`,
+        );
+      }
+    }
+    assert.deepEqual(
+      config.services.map((s) => `${s.host}/${s.name}`),
+      exampleServices().map((s) => `${s.host}/${s.name}`),
+    );
   });
 
   it('the worker keeps what `systemctl restart` needs: D-Bus, the real user, a working JIT', () => {
