@@ -308,6 +308,9 @@ export class InstallRoot {
         'findmnt -rn -o TARGET | while read -r mp; do',
         '  mp=$(printf "%b" "$mp")',
         '  case "$mp" in /dev|/dev/*|/proc|/proc/*|/sys|/sys/*) continue ;; esac',
+        // A mount of the host's under a folder the install root covers (e.g. /run/netns/* under the
+        // fresh /run) is unreachable here: nothing to protect.
+        '  [ -e "$mp" ] || continue',
         '  for k in "${keep[@]}"; do [ "$mp" = "$k" ] && continue 2; done',
         '  mount -o remount,bind,ro "$mp"',
         'done',
