@@ -122,7 +122,7 @@ export function buildProgram(): Command {
       'after',
       `
 Configuration: --config FILE, else $SELFHEAL_CONFIG, else ./selfheal.yaml (validate with check-config).
-Host: --host NAME, else $SELFHEAL_HOST, else this machine's hostname.
+Host: --host NAME, else $SELFHEAL_HOST, else this machine's short hostname (up to the first dot).
 Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 nothing to act on (409), 4 Temporal unreachable.
 
 Examples:

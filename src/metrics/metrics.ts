@@ -4,7 +4,13 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config';
 import { STATUS_VALUE, type Status } from '../policy/policy';
 
-const ESCALATION_REASONS = ['SelfHealingExhausted', 'ConsecutiveFailures', 'HostUnreachable', 'ApprovalRequired'];
+const ESCALATION_REASONS = [
+  'SelfHealingExhausted',
+  'ConsecutiveFailures',
+  'HostUnreachable',
+  'HostStateUnwritable',
+  'ApprovalRequired',
+];
 
 export interface ServiceGaugeState {
   host: string;
@@ -66,6 +72,8 @@ export interface SelfhealMetrics {
   temporalUp: Gauge;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
+  /** Where there is no state source (a control worker on its own): a Temporal call made at scrape time. */
+  setTemporalProbe(probe: () => Promise<unknown>): void;
   /** Pre-creates the labelled series of every configured service at 0, so increase() sees the first restart. */
   initServices(config: Config): void;
 }
@@ -101,7 +109,7 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
   });
   const escalations = new Counter({
     name: 'selfhealing_escalations_total',
-    help: 'Escalations to a human, by reason (SelfHealingExhausted, ConsecutiveFailures, HostUnreachable, ApprovalRequired).',
+    help: 'Escalations to a human, by reason (SelfHealingExhausted, ConsecutiveFailures, HostUnreachable, HostStateUnwritable, ApprovalRequired).',
     labelNames: ['host', 'service', 'reason'] as const,
     registers: [registry],
   });
@@ -186,12 +194,21 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
     registers: [registry],
   });
 
+  let temporalProbe: (() => Promise<unknown>) | null = null;
   const temporalUp = new Gauge({
     name: 'selfhealing_temporal_up',
     help: '1 when the last request to Temporal for state succeeded, else 0.',
     registers: [registry],
     async collect() {
-      await states();
+      // A standalone control worker asks Temporal itself; the API learns it from the state read.
+      if (temporalProbe)
+        this.set(
+          await temporalProbe().then(
+            () => 1,
+            () => 0,
+          ),
+        );
+      else await states();
     },
   });
 
@@ -326,6 +343,9 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
     temporalUp,
     setStateSource(s) {
       source = s;
+    },
+    setTemporalProbe(p) {
+      temporalProbe = p;
     },
     initServices(config) {
       for (const s of config.services) {

@@ -85,7 +85,8 @@ export const skipSignal = defineSignal<[HumanActionPayload?]>('skip');
 export const pauseSignal = defineSignal<[PausePayload?]>('pause');
 export const resumeSignal = defineSignal<[HumanActionPayload?]>('resume');
 
-export type EscalationEvent = 'SelfHealingExhausted' | 'ConsecutiveFailures' | 'HostUnreachable' | 'ApprovalRequired';
+export type EscalationEvent =
+  'SelfHealingExhausted' | 'ConsecutiveFailures' | 'HostUnreachable' | 'HostStateUnwritable' | 'ApprovalRequired';
 
 export type AttemptResult = 'success' | 'failure';
 
@@ -237,5 +238,7 @@ export interface CarriedIncident {
   unit: string;
   manager: string;
   hostUnreachableEscalated: boolean;
+  /** Optional: absent in state carried by runs from before it existed. */
+  hostStateEscalated?: boolean;
   approvalRequested: boolean;
 }

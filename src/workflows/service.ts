@@ -154,6 +154,8 @@ function readFailure(err: unknown, restartMayHaveRun: boolean): FailureReading {
           return { reason: 'not-allowed', detail: text, restarted: false };
         case 'InvalidUnitName':
           return { reason: 'invalid-unit', detail: text, restarted: false };
+        case 'HostStateUnwritable':
+          return { reason: 'host-state-unwritable', detail: text, restarted: false };
         default:
           return { reason: 'host-error', detail: text, restarted: restartMayHaveRun };
       }
@@ -1062,6 +1064,10 @@ class ServiceEntity {
         'HostUnreachable',
         `no selfheal worker is serving host ${this.input.host} (queue ${hostTaskQueue(this.input.host)}); cannot act on ${this.input.service}`,
       );
+    }
+    if (a.reason === 'host-state-unwritable' && !inc.hostStateEscalated) {
+      inc.hostStateEscalated = true;
+      await this.escalate('HostStateUnwritable', `${this.input.service} on ${this.input.host}: ${a.detail}`);
     }
     if (next.escalate) {
       this.s.phase = 'escalated';
