@@ -5,6 +5,18 @@
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
+// Before anything else: on an older Node.js the errors would say nothing useful. Debian 12's own
+// nodejs package is 18, and the systemd units run whatever `node` is first on the PATH.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 3)) {
+  process.stderr.write(
+    `selfheal: needs Node.js 20.3 or later; this is ${process.version} (${process.execPath}).\n` +
+      'Install Node.js 20 or 22 from NodeSource (https://github.com/nodesource/distributions, /usr/bin/node) or\n' +
+      'nodejs.org (/usr/local/bin/node); see README.md, "Install on a host (systemd)".\n',
+  );
+  process.exit(1);
+}
+
 const dist = join(__dirname, '..', 'dist', 'cli', 'index.js');
 let cli;
 if (existsSync(dist) && !process.env.SELFHEAL_FROM_SOURCE) {

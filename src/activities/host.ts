@@ -64,7 +64,12 @@ export interface VerifyResult {
   elapsedMs: number;
 }
 
-const { invalidUnit: ERR_INVALID_UNIT, notAllowed: ERR_NOT_ALLOWED, restartFailed: ERR_RESTART_FAILED } = HOST_ERRORS;
+const {
+  invalidUnit: ERR_INVALID_UNIT,
+  notAllowed: ERR_NOT_ALLOWED,
+  restartFailed: ERR_RESTART_FAILED,
+  hostStateUnwritable: ERR_HOST_STATE_UNWRITABLE,
+} = HOST_ERRORS;
 
 interface Marker {
   workflowId: string;
@@ -134,10 +139,21 @@ export function createHostActivities(deps: HostActivityDeps) {
   }
 
   async function writeMarker(path: string, marker: Marker): Promise<void> {
-    await mkdir(markerDir, { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(marker), { mode: 0o600 });
-    await rename(tmp, path);
+    try {
+      await mkdir(markerDir, { recursive: true, mode: 0o700 });
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify(marker), { mode: 0o600 });
+      await rename(tmp, path);
+    } catch (err) {
+      throw ApplicationFailure.create({
+        type: ERR_HOST_STATE_UNWRITABLE,
+        message:
+          `not restarting ${marker.unit}: cannot write the restart marker in ${markerDir} ` +
+          `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Point worker.stateDir ` +
+          `(default <temporal.dataDir>/host-state) at a folder this worker can write, e.g. /var/lib/selfheal/host-state`,
+        nonRetryable: true,
+      });
+    }
   }
 
   async function pruneMarkers(): Promise<void> {

@@ -47,8 +47,11 @@ export class PrometheusClient {
     return data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
   }
 
-  async alerts(): Promise<PromAlert[]> {
-    const data = await this.get<{ alerts: PromAlert[] }>('/api/v1/alerts');
+  /** The alerts list as Prometheus sent it: entries are not checked here (see pollOnce). */
+  async alerts(): Promise<unknown[]> {
+    const data = await this.get<{ alerts?: unknown } | null>('/api/v1/alerts');
+    if (!Array.isArray(data?.alerts))
+      throw new PrometheusError('Prometheus /api/v1/alerts answered without an alerts list');
     return data.alerts;
   }
 }

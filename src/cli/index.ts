@@ -3,10 +3,10 @@ import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { ActionError, ServiceActions, isUnavailable, resolveService } from '../temporal/actions';
+import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../temporal/actions';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
-import { stateDetails, statusTable } from './output';
+import { stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
 import { resolveHost, runSelfheal, type RunOptions } from './runtime';
@@ -26,6 +26,8 @@ class CliError extends Error {
 function durationArg(value: string): number {
   const ms = parseDuration(value);
   if (!ms) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration; write it like 30m, 2h or 1h30m`);
+  const problem = pauseDurationProblem(ms, '--for');
+  if (problem) throw new InvalidArgumentError(`${value} is ${problem}`);
   return ms;
 }
 
@@ -67,7 +69,14 @@ function resolveOrExit(config: Config, service: string, host: string | undefined
 
 function mapActionError(err: unknown): never {
   if (err instanceof ActionError) {
-    const code = err.code === 'conflict' ? EXIT.conflict : err.code === 'unavailable' ? EXIT.unavailable : EXIT.usage;
+    const code =
+      err.code === 'conflict'
+        ? EXIT.conflict
+        : err.code === 'unavailable'
+          ? EXIT.unavailable
+          : err.code === 'unreadable'
+            ? EXIT.error
+            : EXIT.usage;
     throw new CliError(err.message, code);
   }
   if (isUnavailable(err)) throw new CliError(`Temporal is unreachable: ${(err as Error).message}`, EXIT.unavailable);
@@ -113,7 +122,7 @@ export function buildProgram(): Command {
       'after',
       `
 Configuration: --config FILE, else $SELFHEAL_CONFIG, else ./selfheal.yaml (validate with check-config).
-Host: --host NAME, else $SELFHEAL_HOST, else this machine's hostname.
+Host: --host NAME, else $SELFHEAL_HOST, else this machine's short hostname (up to the first dot).
 Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 nothing to act on (409), 4 Temporal unreachable.
 
 Examples:
@@ -203,11 +212,13 @@ Examples:
             process.stdout.write(
               (o.json
                 ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
-                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl)) + '\n',
+                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
             );
           } else {
             const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
             process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
+            const unreadable = unreadableReport(all);
+            if (unreadable) throw new CliError(unreadable, EXIT.error);
           }
         } catch (err) {
           mapActionError(err);
@@ -305,6 +316,14 @@ Examples:
               r.signalled
                 .map((s) => `  ${s.status.padEnd(8)} ${s.service} on ${s.host} (${s.alertnames.join(', ')})\n`)
                 .join('') +
+              r.notActedOn
+                .slice(0, 20)
+                .map(
+                  (x) =>
+                    `  not acted on: ${x.service ?? '?'} on ${x.host ?? '?'} (${x.alertname ?? '?'}): ${x.reason}\n`,
+                )
+                .join('') +
+              (r.notActedOn.length > 20 ? `  ... and ${r.notActedOn.length - 20} more not acted on\n` : '') +
               r.notes.map((n) => `  note: ${n}\n`).join(''),
           );
         } catch (err) {

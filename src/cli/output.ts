@@ -1,6 +1,6 @@
 // Human-readable output for the CLI: tables and a service's detailed state.
 import { formatDuration } from '../policy/duration';
-import type { ServiceSummary } from '../temporal/actions';
+import type { ServiceSummary, UnreadableSummary } from '../temporal/actions';
 import type { ServiceStateView } from '../workflows/definitions';
 
 export function table(headers: string[], rows: string[][]): string {
@@ -13,16 +13,20 @@ export function table(headers: string[], rows: string[][]): string {
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
-export function statusTable(services: ServiceSummary[]): string {
-  const rows = services.map((s) => [
-    s.host,
-    s.service,
-    s.status,
-    s.paused ? `${s.phase} (paused)` : s.phase,
-    String(s.consecutiveFailures),
-    s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
-    s.incident ?? (s.exists ? '-' : 'never alerted'),
-  ]);
+export function statusTable(services: (ServiceSummary | UnreadableSummary)[]): string {
+  const rows = services.map((s) =>
+    s.readError !== undefined
+      ? [s.host, s.service, s.status, s.phase, '-', '-', 'state unreadable (see below)']
+      : [
+          s.host,
+          s.service,
+          s.status,
+          s.paused ? `${s.phase} (paused)` : s.phase,
+          String(s.consecutiveFailures),
+          s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
+          s.incident ?? (s.exists ? '-' : 'never alerted'),
+        ],
+  );
   return table(['HOST', 'SERVICE', 'STATUS', 'PHASE', 'FAILURES', 'RESTARTS/1h', 'INCIDENT'], rows);
 }
 
@@ -32,7 +36,13 @@ function ago(iso: string | null | undefined, now = Date.now()): string {
   return d >= 0 ? `${iso} (in ${formatDuration(d)})` : `${iso} (${formatDuration(-d)} ago)`;
 }
 
-export function stateDetails(s: ServiceStateView | null, host: string, service: string, uiUrl: string | null): string {
+export function stateDetails(
+  s: ServiceStateView | null,
+  host: string,
+  service: string,
+  uiUrl: string | null,
+  namespace: string,
+): string {
   const lines: string[] = [];
   const kv = (k: string, v: string) => lines.push(`${(k + ':').padEnd(22)}${v}`);
   kv('Service', `${service} on ${host}`);
@@ -42,7 +52,10 @@ export function stateDetails(s: ServiceStateView | null, host: string, service: 
   }
   kv(
     'Workflow',
-    s.workflowId + (uiUrl ? `  ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(s.workflowId)}` : ''),
+    s.workflowId +
+      (uiUrl
+        ? `  ${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(s.workflowId)}`
+        : ''),
   );
   kv('Status', `${s.status}  (phase ${s.phase})`);
   if (s.paused)
@@ -93,4 +106,14 @@ export function stateDetails(s: ServiceStateView | null, host: string, service: 
     );
   }
   return lines.join('\n');
+}
+
+/** What `selfheal status` says on stderr about services whose state could not be read. */
+export function unreadableReport(services: (ServiceSummary | UnreadableSummary)[]): string | null {
+  const bad = services.filter((s): s is UnreadableSummary => s.readError !== undefined);
+  if (!bad.length) return null;
+  return [
+    `${bad.length} service(s) could not be read (the others are current):`,
+    ...bad.map((s) => `  ${s.service} on ${s.host}: ${s.readError}`),
+  ].join('\n');
 }

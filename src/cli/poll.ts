@@ -4,8 +4,14 @@
 import type { Client } from '@temporalio/client';
 import { PrometheusClient } from '../activities/prometheus';
 import type { Config } from '../config/config';
-import { ServiceActions } from '../temporal/actions';
-import { deliverPlan, planAlerts, type PlannedSignal } from '../temporal/alert-intake';
+import { ServiceActions, throwIfAllUnavailable } from '../temporal/actions';
+import {
+  deliverPlan,
+  planAlerts,
+  type IncomingAlert,
+  type NotActedOn,
+  type PlannedSignal,
+} from '../temporal/alert-intake';
 import type { AlertRef } from '../workflows/definitions';
 
 export interface PollReport {
@@ -14,7 +20,33 @@ export interface PollReport {
   unchanged: number;
   ignored: number;
   rejected: number;
+  /** Every firing alert not acted on, with the reason (malformed ones first, then rejected, then ignored). */
+  notActedOn: NotActedOn[];
   notes: string[];
+}
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Keeps the string-valued entries of an object (annotations are advisory: the rest is dropped). */
+function strings(x: unknown): Record<string, string> | undefined {
+  if (!isRecord(x)) return undefined;
+  return Object.fromEntries(Object.entries(x).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+/**
+ * A firing alert from Prometheus' API as intake reads it, or why it cannot be read. Prometheus itself
+ * always sends string labels; anything else (a proxy, another implementation) is refused, not guessed at.
+ */
+function readAlert(a: Record<string, unknown>): IncomingAlert | string {
+  if (!isRecord(a.labels)) return 'its labels are not an object';
+  const bad = Object.entries(a.labels).find(([, v]) => typeof v !== 'string');
+  if (bad) return `label ${JSON.stringify(bad[0])} is not a string`;
+  return {
+    status: 'firing',
+    labels: a.labels as Record<string, string>,
+    annotations: strings(a.annotations),
+    startsAt: typeof a.activeAt === 'string' ? a.activeAt : undefined,
+  };
 }
 
 export async function pollOnce(
@@ -26,20 +58,35 @@ export async function pollOnce(
     throw new Error('prometheus.url is not set in the config: `selfheal poll` reads alerts from Prometheus');
   }
   const prom = opts.prometheus ?? new PrometheusClient(config.prometheus.url!, config.prometheus.timeoutMs);
-  const firing = (await prom.alerts()).filter((a) => a.state === 'firing');
-  const plan = planAlerts(
-    config,
-    firing.map((a) => ({
-      status: 'firing' as const,
-      labels: a.labels,
-      annotations: a.annotations,
-      startsAt: a.activeAt,
-    })),
-  );
+  const firing = (await prom.alerts()).filter((a): a is Record<string, unknown> => isRecord(a) && a.state === 'firing');
+  const readable: IncomingAlert[] = [];
+  const malformed: NotActedOn[] = [];
+  for (const a of firing) {
+    const read = readAlert(a);
+    if (typeof read !== 'string') readable.push(read);
+    else {
+      const labels = isRecord(a.labels) ? a.labels : {};
+      const label = (k: string) => (typeof labels[k] === 'string' ? (labels[k] as string) : null);
+      malformed.push({
+        alertname: label('alertname'),
+        host: label(config.alerts.hostLabel),
+        service: label(config.alerts.serviceLabel),
+        status: 'firing',
+        reason: `malformed alert from Prometheus: ${read}`,
+      });
+    }
+  }
+  const plan = planAlerts(config, readable);
   // Keyed by workflow id: which alerts (by identity) each workflow believes fire, and which fire now.
+  // A service whose state cannot be read is left out: its firing alerts are sent (harmless if known),
+  // its resolves wait for a pass that can read what it believes is firing.
   const known = new Map<string, { host: string; service: string; firing: AlertRef[] }>();
-  for (const { svc, state } of await new ServiceActions(client, config, 10_000).states()) {
-    if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firing ?? [] });
+  const notes: string[] = [];
+  const reads = await new ServiceActions(client, config, 10_000).states();
+  throwIfAllUnavailable(reads);
+  for (const { svc, state, error } of reads) {
+    if (error) notes.push(`${svc.name} on ${svc.host}: could not read its state (${error.message.split('\n')[0]})`);
+    else if (state) known.set(state.workflowId, { host: svc.host, service: svc.name, firing: state.firing ?? [] });
   }
 
   const toSend: PlannedSignal[] = [];
@@ -68,7 +115,6 @@ export async function pollOnce(
       });
     }
   }
-  const notes: string[] = [];
   if (!opts.dryRun && toSend.length) {
     for (const d of await deliverPlan(client, config, toSend, { source: 'poll' }))
       if (d.note) notes.push(`${d.service}: ${d.note}`);
@@ -78,7 +124,16 @@ export async function pollOnce(
     signalled: toSend,
     unchanged,
     ignored: plan.ignored.length,
-    rejected: plan.rejected.length,
+    rejected: malformed.length + plan.rejected.length,
+    notActedOn: [...malformed, ...plan.rejected, ...plan.ignored].map(
+      ({ alertname, host, service, status, reason }) => ({
+        alertname,
+        host,
+        service,
+        status,
+        reason,
+      }),
+    ),
     notes,
   };
 }

@@ -165,8 +165,9 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     cleanups.push(async () => audit.close());
 
     const workers: Worker[] = [];
+    let nativeConnection: NativeConnection | null = null;
     if (needWorkers) {
-      const native = await connectNative(config, out);
+      const native = (nativeConnection = await connectNative(config, out));
       cleanups.push(() => native.close());
       if (opts.control && config.temporal.searchAttributes) {
         const conn = await Connection.connect(clientConnectionOptions(config));
@@ -188,6 +189,13 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
 
     let metricsUrl: string | null = null;
     if (opts.control && !opts.api && config.worker.metricsListen) {
+      // Without the API in this process nothing else sets selfhealing_temporal_up: ask Temporal at scrape time.
+      const probe = nativeConnection;
+      if (probe) {
+        metrics.setTemporalProbe(() =>
+          probe.withDeadline(Date.now() + 5_000, () => probe.workflowService.getSystemInfo({})),
+        );
+      }
       const served = await serveMetrics(metrics.registry, config.worker.metricsListen);
       metricsUrl = served.url;
       cleanups.push(() => served.close());

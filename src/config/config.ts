@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { DEFAULT_POLICY, MODES, mergePolicy, type Mode, type Policy } from '../policy/policy';
 import { formatDuration, parseDuration } from '../policy/duration';
-import { hostNameProblem, unitNameProblem } from './names';
+import { hostNameProblem, normalizeUnitName, unitNameProblem } from './names';
 
 export type ManagerKind = 'systemd' | 'systemd-user';
 export const MANAGER_KINDS: readonly ManagerKind[] = ['systemd', 'systemd-user'];
@@ -15,6 +15,7 @@ export interface ServiceConfig {
   /** The service name as alerts carry it (label `service`); by default also the unit name. */
   name: string;
   host: string;
+  /** The systemd unit, with its type suffix (`jira-worker` becomes `jira-worker.service`). */
   unit: string;
   manager: ManagerKind;
   policy: Policy;
@@ -562,17 +563,19 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
         return;
       }
       seen.set(key, i);
-      const unitKey = `${host}/${manager === 'systemd-user' ? 'user' : 'system'}/${unit ?? name}`;
+      // Once, here: the restart argv, `selfheal privileges` and polkit all see systemd's full unit name.
+      const fullUnit = normalizeUnitName(unit ?? name);
+      const unitKey = `${host}/${manager === 'systemd-user' ? 'user' : 'system'}/${fullUnit}`;
       if (seenUnits.has(unitKey)) {
         c.problem(
           [...path, so.unit !== undefined ? 'unit' : 'name'],
-          `unit ${show(unit ?? name)} on host ${show(host)} is already guarded by services[${seenUnits.get(unitKey)}]; ` +
+          `unit ${show(fullUnit)} on host ${show(host)} is already guarded by services[${seenUnits.get(unitKey)}]; ` +
             'one unit gets one entry (two entries would give it two restart budgets)',
         );
         return;
       }
       seenUnits.set(unitKey, i);
-      services.push({ name, host, unit: unit ?? name, manager, policy: svcPolicy });
+      services.push({ name, host, unit: fullUnit, manager, policy: svcPolicy });
     });
   }
 

@@ -31,3 +31,11 @@ export function hostNameProblem(name: unknown): string | null {
 export function isValidHostName(name: unknown): name is string {
   return hostNameProblem(name) === null;
 }
+
+/** Unit types systemd knows; a name without one of these suffixes is a service to systemctl. */
+const UNIT_SUFFIX_RE = /\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$/;
+
+/** `jira-worker` → `jira-worker.service`, as systemctl mangles it before asking systemd (and polkit). */
+export function normalizeUnitName(name: string): string {
+  return UNIT_SUFFIX_RE.test(name) ? name : `${name}.service`;
+}

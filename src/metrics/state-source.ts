@@ -1,27 +1,51 @@
 import type { Config } from '../config/config';
-import type { ServiceActions } from '../temporal/actions';
-import type { StateSource } from './metrics';
+import { ActionError, isUnavailable, type ServiceActions } from '../temporal/actions';
+import type { ServiceGaugeState, StateReadErrorReason, StateSource } from './metrics';
 
 /** Up to this many services, scrapes query every workflow for its full state. */
 export const QUERY_ALL_LIMIT = 100;
 
 /**
- * The state gauges read the durable workflow state at scrape time. For up to QUERY_ALL_LIMIT
- * services each workflow is queried (exact, includes restarts in the last hour); beyond that, or
- * when a query path is not possible, one visibility list call serves any fleet size (status,
- * phase and failures come from the search attributes the workflows maintain).
+ * Deadline of each workflow query at scrape time: well below Prometheus' default scrape timeout
+ * (10 s), so one workflow that does not answer cannot make the whole scrape fail.
  */
-export function workflowStateSource(actions: ServiceActions, config: Config): StateSource {
+export const SCRAPE_QUERY_TIMEOUT_MS = 3_000;
+
+/** The metric's reason label for a failed read. */
+export function readErrorReason(err: Error): StateReadErrorReason {
+  if (isUnavailable(err)) return 'unavailable';
+  if (err instanceof ActionError && err.code === 'unreadable') return 'query-failed';
+  return 'error';
+}
+
+/**
+ * The state gauges read the durable workflow state at scrape time. For up to QUERY_ALL_LIMIT
+ * services each workflow is queried (exact, includes restarts in the last hour; a service whose query
+ * fails is reported as such, the others stay current); beyond that, or when a query path is not
+ * possible, one visibility list call serves any fleet size (status, phase and failures come from the
+ * search attributes the workflows maintain; if that call fails, the whole read fails).
+ */
+export function workflowStateSource(
+  actions: ServiceActions,
+  config: Config,
+  opts: { queryTimeoutMs?: number } = {},
+): StateSource {
   const useQueries = !config.temporal.searchAttributes || config.services.length <= QUERY_ALL_LIMIT;
+  const timeoutMs = Math.min(opts.queryTimeoutMs ?? SCRAPE_QUERY_TIMEOUT_MS, config.api.temporalTimeoutMs);
+  const gauge = (s: ServiceGaugeState): ServiceGaugeState => ({
+    host: s.host,
+    service: s.service,
+    status: s.status,
+    phase: s.phase,
+    consecutiveFailures: s.consecutiveFailures,
+    restartsLastHour: s.restartsLastHour,
+  });
   return async () => {
-    const summaries = useQueries ? await actions.list() : await actions.listFromVisibility();
-    return summaries.map((s) => ({
-      host: s.host,
-      service: s.service,
-      status: s.status,
-      phase: s.phase,
-      consecutiveFailures: s.consecutiveFailures,
-      restartsLastHour: s.restartsLastHour,
-    }));
+    if (!useQueries) return (await actions.listFromVisibility()).map(gauge);
+    return (await actions.states({ timeoutMs })).map(({ svc, state, error }) =>
+      error
+        ? { host: svc.host, service: svc.name, error: readErrorReason(error) }
+        : gauge(actions.summaryOf(svc, state)),
+    );
   };
 }

@@ -1,6 +1,6 @@
 // What humans (API routes and the CLI) can ask of a service's workflow: its state, approve, skip,
 // pause, resume. One implementation, so both doors answer the same way.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config, ServiceConfig } from '../config/config';
 import { formatDuration } from '../policy/duration';
 import { STATUS_VALUE, type Phase, type Status } from '../policy/policy';
@@ -22,7 +22,8 @@ import {
 } from '../workflows/definitions';
 import { signalWithStartService } from './signals';
 
-export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid';
+/** `unreadable`: Temporal answered, but the service's workflow could not answer its state query. */
+export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid' | 'unreadable';
 
 export class ActionError extends Error {
   constructor(
@@ -42,8 +43,25 @@ export function isUnavailable(err: unknown): boolean {
   if (!e) return false;
   // gRPC UNAVAILABLE (14) and DEADLINE_EXCEEDED (4), as the client surfaces them.
   if (e.code === 14 || e.code === 4) return true;
-  if (e.name === 'ServiceError' || e.name === 'TransportError') return true;
+  if (e.name === 'TransportError') return true;
+  if (e.name === 'ServiceError') {
+    // A ServiceError wraps the gRPC error: Temporal answering "no" (FAILED_PRECONDITION, ...) is not unreachable.
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    return typeof cause?.code === 'number' ? cause.code === 14 || cause.code === 4 : true;
+  }
   return /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Failed to connect|connect ECONN/i.test(e.message ?? '');
+}
+
+/** The longest pause with an end (`for`); longer ones are refused: pause without an end instead. */
+export const MAX_PAUSE_MS = 365 * 86_400_000;
+
+/** Why a pause duration cannot be used, or null. `flag` is how the caller names the option. */
+export function pauseDurationProblem(forMs: number, flag: string): string | null {
+  if (Number.isNaN(forMs) || forMs <= 0) return 'the pause duration must be positive';
+  if (forMs > MAX_PAUSE_MS) {
+    return `longer than the longest pause (${formatDuration(MAX_PAUSE_MS)}); leave out ${flag} to pause until resumed`;
+  }
+  return null;
 }
 
 export interface ServiceSummary {
@@ -59,6 +77,22 @@ export interface ServiceSummary {
   restartsLastHour?: number;
   paused?: boolean;
   incident?: string | null;
+  readError?: undefined;
+}
+
+/** A service whose workflow state could not be read: the others are still listed. */
+export interface UnreadableSummary extends Omit<ServiceSummary, 'status' | 'phase' | 'readError'> {
+  status: 'UNKNOWN';
+  phase: 'unknown';
+  /** Why, as Temporal said it (the API shows it to token holders only). */
+  readError: string;
+}
+
+/** One service's read: its state (null: no running workflow), or why it could not be read. */
+export interface ServiceRead {
+  svc: ServiceConfig;
+  state: ServiceStateView | null;
+  error?: Error;
 }
 
 export type HumanAction = 'approve' | 'skip' | 'pause' | 'resume';
@@ -93,16 +127,24 @@ export function resolveService(config: Config, service: string, host?: string): 
 }
 
 export class ServiceActions {
+  /**
+   * Queries only open runs: a terminated or failed run would otherwise answer from its last recorded
+   * state (a HEALING that nothing works on any more) until the namespace's retention drops it.
+   */
+  private readonly reads: WorkflowClient;
+
   constructor(
     private readonly client: Client,
     private readonly config: Config,
     private readonly timeoutMs = 5_000,
-  ) {}
+  ) {
+    this.reads = new WorkflowClient({ ...client.workflow.options, queryRejectCondition: 'NOT_OPEN' });
+  }
 
   /** Runs a Temporal call with a deadline, turning transport failures into `unavailable`. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     try {
-      return await this.client.connection.withDeadline(Date.now() + this.timeoutMs, fn);
+      return await this.client.connection.withDeadline(Date.now() + timeoutMs, fn);
     } catch (err) {
       if (err instanceof ActionError || err instanceof WorkflowNotFoundError) throw err;
       if (isUnavailable(err)) {
@@ -117,16 +159,19 @@ export class ServiceActions {
     return resolveService(this.config, service, host);
   }
 
-  /** The workflow's own state, or null when it has no workflow yet. */
-  async state(host: string, service: string): Promise<ServiceStateView | null> {
+  /** The workflow's own state, or null when it has no running workflow (never alerted, or terminated). */
+  async state(host: string, service: string, timeoutMs?: number): Promise<ServiceStateView | null> {
     try {
-      return await this.call(() => this.client.workflow.getHandle(workflowIdFor(host, service)).query(stateQuery));
+      return await this.call(() => this.reads.getHandle(workflowIdFor(host, service)).query(stateQuery), timeoutMs);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
+      if (err instanceof WorkflowNotFoundError || err instanceof QueryRejectedError) return null;
       if (err instanceof ActionError) throw err;
       // A completed/terminated run cannot answer: treat as no workflow.
       if (/not found|workflow.*(completed|terminated)/i.test((err as Error).message)) return null;
-      throw err;
+      const detail = ((err as Error).message ?? String(err)).split('\n')[0];
+      throw new ActionError('unreadable', `${service} on ${host} could not answer its state query: ${detail}`, {
+        cause: err,
+      });
     }
   }
 
@@ -145,24 +190,51 @@ export class ServiceActions {
     };
   }
 
-  /** The full state of every configured service, in config order (bounded concurrency). */
-  async states(): Promise<{ svc: ServiceConfig; state: ServiceStateView | null }[]> {
+  /**
+   * The full state of every configured service, in config order (bounded concurrency). A service
+   * whose read fails carries the error; it never hides the others.
+   */
+  async states(opts: { timeoutMs?: number } = {}): Promise<ServiceRead[]> {
     const services = this.config.services;
-    const out: { svc: ServiceConfig; state: ServiceStateView | null }[] = new Array(services.length);
+    const out: ServiceRead[] = new Array(services.length);
     let next = 0;
     const worker = async () => {
       while (next < services.length) {
         const i = next++;
-        out[i] = { svc: services[i], state: await this.state(services[i].host, services[i].name) };
+        const svc = services[i];
+        try {
+          out[i] = { svc, state: await this.state(svc.host, svc.name, opts.timeoutMs) };
+        } catch (err) {
+          out[i] = { svc, state: null, error: err instanceof Error ? err : new Error(String(err)) };
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, services.length) }, worker));
     return out;
   }
 
-  /** Every configured service with its state, read from the workflows themselves. */
-  async list(): Promise<ServiceSummary[]> {
-    return (await this.states()).map(({ svc, state }) => this.summaryOf(svc, state));
+  /**
+   * Every configured service with its state, read from the workflows themselves; a service that could
+   * not be read is listed as UNKNOWN with the reason. Throws `unavailable` only when no read succeeded
+   * because Temporal could not be reached.
+   */
+  async list(): Promise<(ServiceSummary | UnreadableSummary)[]> {
+    const reads = await this.states();
+    throwIfAllUnavailable(reads);
+    return reads.map(({ svc, state, error }) => (error ? this.unreadable(svc, error) : this.summaryOf(svc, state)));
+  }
+
+  unreadable(svc: ServiceConfig, error: Error): UnreadableSummary {
+    return {
+      host: svc.host,
+      service: svc.name,
+      workflowId: workflowIdFor(svc.host, svc.name),
+      exists: true,
+      phase: 'unknown',
+      status: 'UNKNOWN',
+      consecutiveFailures: 0,
+      readError: readErrorText(error),
+    };
   }
 
   /**
@@ -217,9 +289,8 @@ export class ServiceActions {
   }
 
   async pause(svc: ServiceConfig, p: HumanActionPayload & { forMs?: number | null }): Promise<ActionResult> {
-    if (p.forMs != null && (!Number.isFinite(p.forMs) || p.forMs <= 0)) {
-      throw new ActionError('invalid', 'the pause duration must be positive');
-    }
+    const problem = p.forMs != null ? pauseDurationProblem(p.forMs, '"for"') : null;
+    if (problem) throw new ActionError('invalid', problem);
     const until = p.forMs ? new Date(Date.now() + p.forMs).toISOString() : null;
     await this.call(() =>
       signalWithStartService(this.client, this.config, svc.host, svc.name, pauseSignal, {
@@ -244,6 +315,22 @@ export class ServiceActions {
 
   private result(action: HumanAction, svc: ServiceConfig, message: string): ActionResult {
     return { action, host: svc.host, service: svc.name, workflowId: workflowIdFor(svc.host, svc.name), message };
+  }
+}
+
+/** A read error in a line: what the workflow or Temporal said, without our own prefix. */
+function readErrorText(error: Error): string {
+  const inner = error instanceof ActionError && error.code === 'unreadable' && error.cause instanceof Error;
+  return (inner ? (error.cause as Error) : error).message.split('\n')[0].slice(0, 300);
+}
+
+/** When every read failed because Temporal is unreachable, that is the answer (503 / exit 4), not a list of unknowns. */
+export function throwIfAllUnavailable(reads: readonly ServiceRead[]): void {
+  const first = reads[0]?.error;
+  if (first && reads.every((r) => r.error && isUnavailable(r.error))) {
+    throw first instanceof ActionError
+      ? first
+      : new ActionError('unavailable', `Temporal is unreachable: ${first.message}`, { cause: first });
   }
 }
 

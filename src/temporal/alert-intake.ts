@@ -135,16 +135,17 @@ export function planAlerts(config: Config, alerts: readonly IncomingAlert[]): In
     }
     const key = `${host}\u0000${service}\u0000${a.status}`;
     const id = alertIdentity(a);
-    if (seen.has(`${key}\u0000${id}`)) continue;
+    const repeated = seen.has(`${key}\u0000${id}`);
     seen.add(`${key}\u0000${id}`);
     let g = groups.get(key);
-    if (!g || g.alerts.length >= MAX_ALERTS_PER_SIGNAL) {
+    if (!g || (!repeated && g.alerts.length >= MAX_ALERTS_PER_SIGNAL)) {
       g = { host, service, status: a.status, alertnames: [], alerts: [], workflowId: workflowIdFor(host, service) };
       groups.set(key, g);
       plan.signals.push(g);
     }
-    const name = (alertname ?? 'unnamed').slice(0, MAX_ALERT_NAME_LENGTH);
-    g.alerts.push({ id, name });
+    const name = (alertname || 'unnamed').slice(0, MAX_ALERT_NAME_LENGTH);
+    // An alert repeated in one request is one alert (its annotations still count below).
+    if (!repeated) g.alerts.push({ id, name });
     if (!g.alertnames.includes(name)) g.alertnames.push(name);
     if (a.status === 'firing') {
       g.summary ??= clip(a.annotations?.summary ?? a.annotations?.description, 200);

@@ -145,6 +145,10 @@ export async function finishAttempt(i: IncidentContext, a: AttemptOutcome): Prom
       `no selfheal worker is serving host ${host} (queue ${hostTaskQueue(host)}); cannot act on ${i.e.input.service}`,
     );
   }
+  if (a.reason === 'host-state-unwritable' && !inc.hostStateEscalated) {
+    inc.hostStateEscalated = true;
+    await i.fx.escalate('HostStateUnwritable', `${i.where}: ${a.detail}`);
+  }
   if (next.escalate) {
     i.fx.enter('escalated');
     await i.fx.escalate(

@@ -90,6 +90,7 @@ export const ESCALATION_EVENTS = [
   'SelfHealingExhausted',
   'ConsecutiveFailures',
   'HostUnreachable',
+  'HostStateUnwritable',
   'ApprovalRequired',
 ] as const;
 export type EscalationEvent = (typeof ESCALATION_EVENTS)[number];
@@ -99,6 +100,8 @@ export const HOST_ERRORS = {
   invalidUnit: 'InvalidUnitName',
   notAllowed: 'ServiceNotAllowed',
   restartFailed: 'RestartFailed',
+  /** The restart marker could not be written: nothing was restarted (a restart without it could repeat). */
+  hostStateUnwritable: 'HostStateUnwritable',
 } as const;
 export type HostErrorType = (typeof HOST_ERRORS)[keyof typeof HOST_ERRORS];
 
@@ -273,5 +276,7 @@ export interface CarriedIncident {
   unit: string;
   manager: string;
   hostUnreachableEscalated: boolean;
+  /** Optional: absent in state carried by runs from before it existed. */
+  hostStateEscalated?: boolean;
   approvalRequested: boolean;
 }

@@ -84,6 +84,8 @@ export function readFailure(err: unknown, restartMayHaveRun: boolean): FailureRe
           return { reason: 'not-allowed', detail: text, restarted: false };
         case HOST_ERRORS.invalidUnit:
           return { reason: 'invalid-unit', detail: text, restarted: false };
+        case HOST_ERRORS.hostStateUnwritable:
+          return { reason: 'host-state-unwritable', detail: text, restarted: false };
         default:
           return { reason: 'host-error', detail: text, restarted: restartMayHaveRun };
       }

@@ -1,5 +1,6 @@
 // With Temporal unreachable the API must answer 503 (retryable), never crash, never claim success.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
@@ -13,9 +14,12 @@ const TOKEN = 'webhook-token-0123456789';
 const ADMIN = 'admin-token-0123456789abc';
 let app: FastifyInstance;
 let connection: Connection;
+let temporalPort: number;
+const logLines: string[] = [];
 
 before(async () => {
   const port = await freePort(); // nothing listens there
+  temporalPort = port;
   const config = testConfig(`
 temporal: { address: "127.0.0.1:${port}" }
 api: { token: ${TOKEN}, adminToken: ${ADMIN}, temporalTimeout: 1s }
@@ -23,7 +27,16 @@ services: [ { name: a.service, host: h } ]
 `);
   connection = Connection.lazy({ address: `127.0.0.1:${port}` });
   const metrics = createMetrics();
-  app = await buildApp({ config, client: new Client({ connection }), metrics });
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logLines.push(chunk.toString());
+      cb();
+    },
+  });
+  app = await buildApp(
+    { config, client: new Client({ connection }), metrics },
+    { logger: { level: 'warn', stream: logStream } },
+  );
 });
 
 after(async () => {
@@ -83,6 +96,21 @@ describe('API while Temporal is unreachable', () => {
     });
     assert.equal(approve.statusCode, 503);
     assert.equal(approve.json().retryable, true);
+  });
+
+  it('/readyz (unauthenticated) says only "Temporal unreachable" and a reason code; the detail goes to the log', async () => {
+    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    assert.equal(ready.statusCode, 503);
+    const { reason, ...rest } = ready.json();
+    assert.deepEqual(rest, { status: 'not-ready', temporal: 'unreachable', message: 'Temporal unreachable' });
+    // Nothing listens on the port: the client reports a deadline or a refused connection.
+    assert.ok(['timeout', 'unavailable'].includes(reason), reason);
+    // Nothing of the client's own error text (addresses, gRPC details) reaches an anonymous caller.
+    assert.doesNotMatch(ready.body, /DEADLINE|UNAVAILABLE|127\.0\.0\.1|metadata/);
+    const logged = logLines.join('');
+    assert.match(logged, /readiness: Temporal unreachable/);
+    assert.match(logged, /DEADLINE_EXCEEDED/, 'the operator still sees the detail, in the server log');
+    assert.match(logged, new RegExp(`127\\.0\\.0\\.1:${temporalPort}`), 'and which address was dialled');
   });
 
   it('/metrics still answers, with selfhealing_temporal_up 0', async () => {

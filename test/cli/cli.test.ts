@@ -60,6 +60,18 @@ describe('selfheal CLI', () => {
     assert.match(dur.stderr, /"a while" is not a duration/);
   });
 
+  it('pause --for longer than a date can hold is a usage error (exit 2), refused before connecting', async () => {
+    const port = await freePort(); // nothing listens: a refusal after connecting would be exit 4
+    const cfg = join(dir, 'pause.yaml');
+    writeFileSync(cfg, `temporal: { address: "127.0.0.1:${port}" }\nservices: [ { name: a.service, host: h } ]\n`);
+    for (const forText of ['999999999d', '366d', '9'.repeat(400) + 'd']) {
+      const r = await runCli(['pause', 'a.service', '--for', forText, '--config', cfg]);
+      assert.equal(r.code, 2, `${forText}: ${r.stderr}`);
+      assert.match(r.stderr, /longer than the longest pause \(365d\); leave out --for to pause until resumed/);
+      assert.doesNotMatch(r.stderr, /RangeError|Invalid time value/);
+    }
+  });
+
   it('says clearly when Temporal is unreachable (exit 4)', async () => {
     const port = await freePort();
     const cfg = join(dir, 'down.yaml');

@@ -34,7 +34,8 @@ export class UserSystemd {
     return join(this.configHome, 'systemd', 'user');
   }
 
-  static async start(): Promise<UserSystemd> {
+  /** `hostname`: run the manager in its own UTS namespace with this host name (specifiers %H, %l). */
+  static async start(opts: { hostname?: string } = {}): Promise<UserSystemd> {
     const dir = mkdtempSync(join(tmpdir(), 'selfheal-systemd-'));
     const runtimeDir = join(dir, 'run');
     const configHome = join(dir, 'config');
@@ -42,9 +43,16 @@ export class UserSystemd {
     chmodSync(runtimeDir, 0o700);
     mkdirSync(join(configHome, 'systemd', 'user'), { recursive: true });
     const script =
+      (opts.hostname ? 'hostname "$SELFHEAL_TEST_HOSTNAME" && ' : '') +
       'mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system && exec /lib/systemd/systemd --user';
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
-      env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, XDG_CONFIG_HOME: configHome },
+    const ns = ['--mount', ...(opts.hostname ? ['--uts'] : []), '--propagation', 'private'];
+    const child = spawn('unshare', [...ns, 'sh', '-c', script], {
+      env: {
+        ...process.env,
+        XDG_RUNTIME_DIR: runtimeDir,
+        XDG_CONFIG_HOME: configHome,
+        SELFHEAL_TEST_HOSTNAME: opts.hostname ?? '',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

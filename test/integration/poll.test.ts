@@ -95,6 +95,12 @@ describe('selfheal poll', () => {
     const r = await runCli(['poll', '--config', configFile]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /3 firing alert\(s\) in Prometheus; signalled 1, 0 unchanged, 2 ignored, 0 rejected/);
+    // Every alert not acted on is explained.
+    assert.match(r.stdout, /not acted on: unknown\.service on homelab \(ServiceStalled\): .*not a configured service/);
+    assert.match(
+      r.stdout,
+      /not acted on: .* \(SelfHealingExhausted\): SelfHealingExhausted is about self-healing itself/,
+    );
     const s = await waitFor(async () => {
       const st = await state().catch(() => null);
       return st?.phase === 'validating' ? st : null;

@@ -21,6 +21,7 @@ import {
 
 interface ComposeService {
   image?: string;
+  extra_hosts?: string[];
   build?: { context: string };
   command?: string[];
   environment?: Record<string, string>;
@@ -44,14 +45,24 @@ const composeEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
 let resolved: Compose | undefined;
 /** `docker-compose config`: the file as Compose itself resolves it (absolute bind paths). */
 function compose(): Compose {
-  if (!resolved) {
-    const r = run(tool('docker-compose', 'docker-compose'), ['-f', 'docker-compose.yml', 'config'], {
-      env: composeEnv(ENV),
-    });
-    assert.equal(r.code, 0, explain(r));
-    resolved = parse(r.stdout) as Compose;
-  }
+  resolved ??= composeWith({});
   return resolved;
+}
+
+/** `docker-compose config` with extra variables in its environment. */
+function composeWith(extra: Record<string, string>): Compose {
+  const r = run(tool('docker-compose', 'docker-compose'), ['-f', 'docker-compose.yml', 'config'], {
+    env: composeEnv({ ...ENV, ...extra }),
+  });
+  assert.equal(r.code, 0, explain(r));
+  return parse(r.stdout) as Compose;
+}
+
+/** The selfheal config a container of the stack loads: the mounted file, with that container's environment. */
+function containerConfig(c: Compose, service: string) {
+  const s = c.services[service];
+  const file = repo(hostPathOf(service, s.environment?.SELFHEAL_CONFIG ?? '') ?? '');
+  return parseConfig(readFileSync(file, 'utf8'), { source: file, cwd: '/', env: s.environment ?? {} });
 }
 
 /** Bind mounts of a service as container path -> path relative to the repo. */
@@ -152,16 +163,16 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('mounts the shipped alertmanager.yml and the bearer token file it names', () => {
+  it('mounts the compose alertmanager.yml and the bearer token file it names', () => {
     const configPath = '/etc/alertmanager/alertmanager.yml';
     assert.ok(compose().services.alertmanager.command?.includes(`--config.file=${configPath}`));
-    assert.equal(hostPathOf('alertmanager', configPath), 'monitoring/alertmanager.yml');
+    assert.equal(hostPathOf('alertmanager', configPath), 'deploy/docker/alertmanager.yml');
     const am = readYaml<{
       receivers: {
         name: string;
         webhook_configs?: { http_config?: { authorization?: { credentials_file?: string } } }[];
       }[];
-    }>('monitoring/alertmanager.yml');
+    }>('deploy/docker/alertmanager.yml');
     const tokenPath = am.receivers.find((r) => r.name === 'selfheal')?.webhook_configs?.[0].http_config?.authorization
       ?.credentials_file;
     assert.ok(tokenPath);
@@ -175,6 +186,60 @@ describe('docker-compose.yml', () => {
     }
     const published = (services['selfheal-api'].ports ?? []).join(' ');
     for (const port of ['5000', '9090', '9093']) assert.match(published, new RegExp(`127\\.0\\.0\\.1:${port}:${port}`));
+  });
+
+  it("sends Alertmanager's notifications only to addresses something answers on", () => {
+    // Prometheus, Alertmanager, the API and the control worker share selfheal-api's network
+    // namespace: on 127.0.0.1 only their own ports answer. Anything else must be another address.
+    const { services } = compose();
+    const configFile = hostPathOf('alertmanager', '/etc/alertmanager/alertmanager.yml');
+    assert.ok(configFile);
+    const api = containerConfig(compose(), 'selfheal-api');
+    const worker = containerConfig(compose(), 'selfheal-worker');
+    const local = new Set([api.api.port, 9090, 9093, worker.worker.metricsListen, worker.worker.temporalMetricsListen]);
+    const am = readYaml<{ receivers: { name: string; webhook_configs?: { url: string }[] }[] }>(configFile);
+    for (const r of am.receivers) {
+      for (const w of r.webhook_configs ?? []) {
+        const u = new URL(w.url);
+        if (u.hostname === '127.0.0.1' || u.hostname === 'localhost') {
+          const port = Number(u.port || 80);
+          assert.ok(
+            [...local].some((l) => l === port || (typeof l === 'string' && l.endsWith(`:${port}`))),
+            `receiver ${r.name} posts to ${w.url}, but nothing in the shared namespace listens on port ${port}`,
+          );
+        } else if (u.hostname === 'host.docker.internal') {
+          assert.ok(
+            services['selfheal-api'].extra_hosts?.some((h) => h.startsWith('host.docker.internal:')),
+            `receiver ${r.name}: host.docker.internal is not mapped`,
+          );
+        } else {
+          assert.ok(u.hostname in services, `receiver ${r.name}: ${u.hostname} is not a service of the stack`);
+        }
+      }
+    }
+  });
+
+  it('passes SELFHEAL_ESCALATION_URL to the containers, so escalations go where the operator says', () => {
+    const url = 'http://pager.example.org:8080/selfheal';
+    const withUrl = composeWith({ SELFHEAL_ESCALATION_URL: url });
+    for (const name of ['selfheal-api', 'selfheal-worker']) {
+      assert.deepEqual(
+        containerConfig(withUrl, name).escalation.webhooks.map((w) => w.url),
+        [url],
+        `${name} escalates to SELFHEAL_ESCALATION_URL`,
+      );
+    }
+    // Unset: the escalation receiver on the docker host.
+    assert.deepEqual(
+      containerConfig(compose(), 'selfheal-worker').escalation.webhooks.map((w) => w.url),
+      ['http://host.docker.internal:9099/escalations'],
+    );
+  });
+
+  it('publishes Temporal on loopback by default, and on the address remote host workers use when set', () => {
+    const published = (c: Compose) => c.services.temporal.ports?.map((p) => p.replace(/\/tcp$/, ''));
+    assert.deepEqual(published(compose()), ['127.0.0.1:7233:7233']);
+    assert.deepEqual(published(composeWith({ TEMPORAL_PUBLISH_ADDRESS: '10.8.0.1' })), ['10.8.0.1:7233:7233']);
   });
 
   it('mounts the Grafana provisioning and the dashboards where the provider looks', () => {
@@ -207,6 +272,20 @@ describe('deploy/docker/prometheus.yml', () => {
     writeFileSync(join(dir, 'prometheus.yml'), readFileSync(repo('deploy/docker/prometheus.yml')));
     symlinkSync(repo('monitoring/prometheus'), join(dir, 'prometheus'));
     const r = run(tool('promtool', 'prometheus'), ['check', 'config', join(dir, 'prometheus.yml')]);
+    assert.equal(r.code, 0, explain(r));
+  });
+});
+
+describe('deploy/docker/alertmanager.yml', () => {
+  it('is monitoring/alertmanager.yml with only the admin receiver moved to the docker host', () => {
+    const host = readYaml<unknown>('monitoring/alertmanager.yml');
+    const text = readFileSync(repo('deploy/docker/alertmanager.yml'), 'utf8');
+    assert.match(text, /http:\/\/host\.docker\.internal:9099\/admin/);
+    assert.deepEqual(parse(text.replaceAll('host.docker.internal:9099', '127.0.0.1:9099')), host);
+  });
+
+  it('passes amtool check-config', () => {
+    const r = run(tool('amtool', 'prometheus-alertmanager'), ['check-config', repo('deploy/docker/alertmanager.yml')]);
     assert.equal(r.code, 0, explain(r));
   });
 });

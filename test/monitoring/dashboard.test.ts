@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { allRules, explain, repo, RULES_FILE, run, scratchDir, tool } from './helpers';
+import { allRules, explain, readYaml, repo, RULES_FILE, run, scratchDir, tool } from './helpers';
 import { metricNames, substituteGrafanaVariables } from './promql';
 
 interface Target {
@@ -142,13 +142,25 @@ describe('Eddie Auto Dev Central dashboard: layout', () => {
     }
   });
 
-  it('queries the provisioned Prometheus datasource everywhere and lays panels out without overlap', () => {
+  it('has a Prometheus datasource variable that defaults to the provisioned uid, so import can pick another', () => {
+    const d = dashboard() as unknown as {
+      templating: { list: { name: string; type: string; query: string; current?: { value?: string } }[] };
+    };
+    const v = d.templating.list.find((x) => x.type === 'datasource');
+    assert.ok(v, 'no datasource variable in templating.list');
+    assert.equal(v.name, 'datasource');
+    assert.equal(v.query, 'prometheus', 'it lists Prometheus datasources');
+    const provisioned = readYaml<{ datasources: { uid: string }[] }>('grafana/provisioning/datasources/prometheus.yml');
+    assert.equal(v.current?.value, provisioned.datasources[0].uid, 'defaults to the provisioned datasource');
+  });
+
+  it('queries the datasource variable everywhere and lays panels out without overlap', () => {
     const panels = allPanels(dashboard().panels);
     assert.equal(new Set(panels.map((p) => p.id)).size, panels.length, 'panel ids must be unique');
     for (const p of panels) {
-      assert.deepEqual(p.datasource, { type: 'prometheus', uid: 'prometheus' }, p.title);
+      assert.deepEqual(p.datasource, { type: 'prometheus', uid: '${datasource}' }, p.title);
       for (const t of p.targets ?? [])
-        assert.deepEqual(t.datasource, { type: 'prometheus', uid: 'prometheus' }, p.title);
+        assert.deepEqual(t.datasource, { type: 'prometheus', uid: '${datasource}' }, p.title);
       assert.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title} is wider than the grid`);
     }
     for (const a of panels) {

@@ -92,6 +92,36 @@ describe('selfhealing_restart.sh', () => {
     assert.equal(bad.code, 64, explain(bad));
   });
 
+  it('fails (not "another run holds") when flock itself fails, e.g. on an invalid SELFHEAL_LOCK_WAIT', () => {
+    // 'abc' and '-1' are refused before flock runs; a wait too long for a timer makes flock itself fail.
+    for (const wait of ['abc', '-1', '99999999999999999999']) {
+      const f = fakes();
+      const r = run(SCRIPT, [], { env: { ...f.env, SELFHEAL_LOCK_WAIT: wait } });
+      assert.notEqual(r.code, 0, `SELFHEAL_LOCK_WAIT=${wait} must fail the pass\n${explain(r)}`);
+      assert.doesNotMatch(r.stderr, /another run holds/);
+      assert.match(r.stderr, /SELFHEAL_LOCK_WAIT/);
+      assert.equal(f.calls('node'), null);
+    }
+  });
+
+  it('waits SELFHEAL_LOCK_WAIT seconds for a held lock, then skips the pass (exit 0)', async () => {
+    const f = fakes();
+    const holder = spawn('flock', [f.env.SELFHEAL_LOCK_FILE, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      await waitFor(() => run('flock', ['-n', f.env.SELFHEAL_LOCK_FILE, 'true']).code === 1, {
+        what: 'the other process to take the lock',
+      });
+      const started = Date.now();
+      const r = run(SCRIPT, [], { env: { ...f.env, SELFHEAL_LOCK_WAIT: '1' } });
+      assert.equal(r.code, 0, explain(r));
+      assert.ok(Date.now() - started >= 900, 'it waited for the lock');
+      assert.match(r.stderr, /another run holds/);
+      assert.equal(f.calls('node'), null);
+    } finally {
+      if (holder.pid) process.kill(-holder.pid, 'SIGTERM');
+    }
+  });
+
   it('skips the pass (exit 0) while another run holds the lock', async () => {
     const f = fakes();
     // Hold the same lock from another process, as an overlapping run would.

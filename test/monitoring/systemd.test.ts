@@ -2,9 +2,10 @@
 // units (polkit rule evaluated for real), and pass `systemd-analyze verify` where it runs.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runInNewContext } from 'node:vm';
+import { parseConfig } from '../../src/config/config';
 import { exampleServices, explain, repo, ROOT, run, scratchDir, which } from './helpers';
 
 type Unit = Record<string, Record<string, string[]>>;
@@ -56,8 +57,9 @@ describe('systemd units', () => {
 
   it('the worker and the API run from /opt/selfheal as user selfheal with /etc/selfheal/selfheal.yaml', () => {
     for (const [file, command] of [
-      ['selfheal-worker.service', /^\/usr\/bin\/node \/opt\/selfheal\/bin\/selfheal\.js worker --host \S+/],
-      ['selfheal-api.service', /^\/usr\/bin\/node \/opt\/selfheal\/bin\/selfheal\.js api$/],
+      // node from systemd's default PATH: NodeSource's /usr/bin/node or a tarball's /usr/local/bin/node.
+      ['selfheal-worker.service', /^\/usr\/bin\/env node \/opt\/selfheal\/bin\/selfheal\.js worker --host \S+/],
+      ['selfheal-api.service', /^\/usr\/bin\/env node \/opt\/selfheal\/bin\/selfheal\.js api$/],
     ] as const) {
       const u = unit(file);
       assert.match(one(u, 'Service', 'ExecStart') ?? '', command, file);
@@ -67,9 +69,40 @@ describe('systemd units', () => {
       assert.equal(one(u, 'Service', 'Restart'), 'always', file);
       assert.equal(one(u, 'Service', 'ProtectSystem'), 'strict', file);
       assert.equal(one(u, 'Service', 'StateDirectory'), 'selfheal', file);
+      assert.equal(one(u, 'Service', 'LogsDirectory'), 'selfheal', file);
       assert.equal(one(u, 'Install', 'WantedBy'), 'multi-user.target', file);
     }
     assert.equal(one(unit('selfheal-api.service'), 'Service', 'NoNewPrivileges'), 'yes');
+  });
+
+  it('the host config writes only where the units may write, and guards the homelab services', () => {
+    const config = parseConfig(readFileSync(repo(UNIT_DIR, 'selfheal.yaml'), 'utf8'), {
+      source: 'selfheal.yaml',
+      env: {},
+      cwd: '/opt/selfheal',
+    });
+    for (const file of ['selfheal-worker.service', 'selfheal-api.service', 'selfheal-temporal.service']) {
+      const s = unit(file).Service;
+      const writable = [
+        ...(s.StateDirectory ?? []).map((d) => `/var/lib/${d}`),
+        ...(s.LogsDirectory ?? []).map((d) => `/var/log/${d}`),
+        ...(s.ReadWritePaths ?? []).flatMap((p) => p.split(/\s+/)).filter((p) => !p.startsWith('-')),
+      ];
+      const uses =
+        file === 'selfheal-temporal.service'
+          ? [config.temporal.dataDir]
+          : [config.temporal.dataDir, config.worker.stateDir, dirname(config.audit.file)];
+      for (const path of uses) {
+        assert.ok(
+          writable.some((w) => path === w || path.startsWith(`${w}/`)),
+          `${file}: ${path} is read-only under ProtectSystem=strict (writable: ${writable.join(', ')})`,
+        );
+      }
+    }
+    assert.deepEqual(
+      config.services.map((s) => `${s.host}/${s.name}`),
+      exampleServices().map((s) => `${s.host}/${s.name}`),
+    );
   });
 
   it('the worker keeps what `systemctl restart` needs: D-Bus, the real user, a working JIT', () => {
@@ -154,14 +187,12 @@ describe('systemd units', () => {
   it('pass systemd-analyze verify without warnings', (t) => {
     const analyze = which('systemd-analyze');
     if (!analyze) return t.skip('systemd-analyze is not installed');
-    // Point the install paths at this checkout and this node so ExecStart= targets exist.
+    // Point the install paths at this checkout so ExecStart= targets exist (test/e2e/host-install.test.ts
+    // verifies the units at their installed paths).
     const dir = scratchDir('selfheal-units-');
     const files = readdirSync(repo(UNIT_DIR)).filter((f) => /\.(service|timer)$/.test(f));
     for (const f of files) {
-      const text = readFileSync(repo(UNIT_DIR, f), 'utf8')
-        .replaceAll('/opt/selfheal', ROOT)
-        .replaceAll('/usr/bin/node', process.execPath);
-      writeFileSync(join(dir, f), text);
+      writeFileSync(join(dir, f), readFileSync(repo(UNIT_DIR, f), 'utf8').replaceAll('/opt/selfheal', ROOT));
     }
     // And the worker once more with the sudo drop-in in place.
     const withDropIn = join(dir, 'with-sudo');

@@ -383,19 +383,18 @@ describe('selfhealService workflow (time-skipping server)', () => {
     const firstRun = (await h.describe()).runId;
     await until(svc, 'validating', (s) => s.phase === 'validating');
     await env.sleep('10s');
-    await until(svc, 'attempt 1', (s) => s.consecutiveFailures === 1 && s.phase === 'cooldown');
+    // Facts, not exact steps: on a busy machine the test server's clock can run past a cooldown
+    // between two polls, so an intermediate phase may never be seen.
+    await until(svc, 'a failed attempt', (s) => s.consecutiveFailures >= 1);
     await env.sleep('61s');
-    const s2 = await until(
-      svc,
-      'attempt 2 in a later run',
-      (s) => s.consecutiveFailures === 2 && s.phase === 'cooldown' && s.run >= 1,
-    );
-    assert.equal(s2.restartsLastHour, 2);
+    const s2 = await until(svc, 'failed attempts in a later run', (s) => s.consecutiveFailures >= 2 && s.run >= 1);
+    assert.equal(s2.restartsLastHour, s2.consecutiveFailures, 'every failed restart is in the carried budget');
     assert.notEqual((await h.describe()).runId, firstRun, 'a new run');
-    await env.sleep('61s');
+    await env.sleep('2m');
     const s3 = await until(svc, 'escalated in the new run', (s) => s.phase === 'escalated');
     assert.equal(s3.consecutiveFailures, 3, 'failure count carried over');
     assert.equal(s3.restartsLastHour, 3, 'budget carried over');
+    assert.ok(s3.run >= 1);
     assert.equal(fake.restartsOf(svc), 3);
     await waitFor(() => escalations(svc, 'ConsecutiveFailures').length === 1, {
       what: 'escalation after continue-as-new',

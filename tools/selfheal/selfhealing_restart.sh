@@ -15,13 +15,15 @@ Usage: $SELF [--help] [-- EXTRA_POLL_ARGS...]
 
 Runs one \`selfheal poll\` pass: reads the firing alerts from Prometheus and signals the
 per-service self-healing workflows. Never restarts anything itself. If another run still holds
-the lock, this one logs that and exits 0. Exits with \`selfheal poll\`'s exit code otherwise.
+the lock, this one logs that and exits 0. If the lock cannot be taken for any other reason (an
+invalid SELFHEAL_LOCK_WAIT, an unusable lock file) it says so and fails. Exits with
+\`selfheal poll\`'s exit code otherwise.
 
 Environment:
   SELFHEAL_BIN        selfheal's entry point, run with node (default /opt/selfheal/bin/selfheal.js)
   SELFHEAL_CONFIG     configuration file (default /etc/selfheal/selfheal.yaml)
   SELFHEAL_LOCK_FILE  lock file shared by all runs (default /run/lock/selfhealing-check.lock)
-  SELFHEAL_LOCK_WAIT  seconds to wait for the lock before giving up (default 0)
+  SELFHEAL_LOCK_WAIT  seconds to wait for the lock before skipping the pass (default 0; e.g. 2.5)
 EOF
 }
 
@@ -54,6 +56,15 @@ config="${SELFHEAL_CONFIG:-/etc/selfheal/selfheal.yaml}"
 lock_file="${SELFHEAL_LOCK_FILE:-/run/lock/selfhealing-check.lock}"
 lock_wait="${SELFHEAL_LOCK_WAIT:-0}"
 
+# flock exits with this code only when the lock is still held after the wait; any other non-zero
+# code is a failure of flock itself, which must not pass for "another run holds the lock".
+readonly LOCK_BUSY=75
+
+if [[ ! "$lock_wait" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  log "SELFHEAL_LOCK_WAIT must be a number of seconds (e.g. 0 or 2.5), got '$lock_wait'"
+  exit 64
+fi
+
 if ! command -v node >/dev/null 2>&1; then
   log "node is not on PATH ($PATH)"
   exit 127
@@ -65,9 +76,14 @@ if ! exec 9>>"$lock_file"; then
   log "cannot open the lock file $lock_file"
   exit 73
 fi
-if ! flock --wait "$lock_wait" 9; then
+lock_status=0
+flock --conflict-exit-code "$LOCK_BUSY" --wait "$lock_wait" 9 || lock_status=$?
+if ((lock_status == LOCK_BUSY)); then
   log "another run holds $lock_file; skipping this pass"
   exit 0
+elif ((lock_status != 0)); then
+  log "flock failed on $lock_file (exit code $lock_status, SELFHEAL_LOCK_WAIT=$lock_wait); not polling"
+  exit "$lock_status"
 fi
 
 status=0

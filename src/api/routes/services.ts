@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { parseDuration } from '../../policy/duration';
-import { ActionError, type HumanAction } from '../../temporal/actions';
+import { ActionError, pauseDurationProblem, type HumanAction } from '../../temporal/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ActionBody, ActionResultSchema, ErrorSchema, ServiceParams, ServiceSummarySchema } from '../schemas/common';
@@ -13,13 +13,17 @@ const STATUS_FOR: Record<ActionError['code'], number> = {
   invalid: 400,
   conflict: 409,
   unavailable: 503,
+  unreadable: 502,
 };
 
 function sendActionError(reply: FastifyReply, err: unknown) {
   if (err instanceof ActionError) {
     const code = STATUS_FOR[err.code];
     return reply.code(code).send({
-      error: { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 503: 'Service Unavailable' }[code] ?? 'Error',
+      error:
+        { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[
+          code
+        ] ?? 'Error',
       message: err.message,
       ...(code === 503 ? { retryable: true } : {}),
     });
@@ -27,7 +31,14 @@ function sendActionError(reply: FastifyReply, err: unknown) {
   throw err;
 }
 
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 503: ErrorSchema };
+const errors = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  502: ErrorSchema,
+  503: ErrorSchema,
+};
 
 export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, actions } = deps;
@@ -107,6 +118,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           forMs = parseDuration(body.for);
           if (!forMs)
             throw new ActionError('invalid', `"for": ${JSON.stringify(body.for)} is not a duration like 30m or 2h`);
+          const problem = pauseDurationProblem(forMs, '"for"');
+          if (problem) throw new ActionError('invalid', `"for": ${body.for} is ${problem}`);
         }
         request.log.info({ action, host: svc.host, service: svc.name, by: p.by }, 'human action');
         switch (action) {

@@ -36,6 +36,8 @@ export const ServiceSummarySchema = Type.Object({
   restartsLastHour: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
   incident: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** Present (with status UNKNOWN) when the service's workflow could not answer its state query. */
+  readError: Type.Optional(Type.String()),
 });
 
 export const ActionResultSchema = Type.Object({
