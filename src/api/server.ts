@@ -1,6 +1,7 @@
 // Listens and closes gracefully. Refuses to serve without tokens unless explicitly insecure on loopback.
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { isLoopback, type Config } from '../config/config';
+import type { Config } from '../config/config';
+import { isLoopback } from '../util/parse';
 import { buildApp, type AppDeps } from './app';
 
 export class ApiSecurityError extends Error {

@@ -2,7 +2,7 @@
 // own, serves the counters its activities increment (restarts, escalations, audit events).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { parseListen } from '../config/config';
+import { parseListen } from '../util/parse';
 
 export async function serveMetrics(
   registry: Registry,

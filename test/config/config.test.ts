@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, parseConfig, parseListen } from '../../src/config/config';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/config';
+import { parseListen } from '../../src/util/parse';
 import { hostNameProblem, unitNameProblem } from '../../src/config/names';
 
 function problems(yaml: string, env: NodeJS.ProcessEnv = {}) {
