@@ -6,7 +6,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { temporal } from '@temporalio/proto';
-import { signalWithStartService } from '../src/temporal/signals';
+import { signalWithStartService } from '../src/client/signals';
 import {
   CONTROL_TASK_QUEUE,
   SA_PHASE,

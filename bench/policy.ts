@@ -1,6 +1,6 @@
 // 1. Pure policy: decideRestart and planAlerts throughput, in-process, no I/O.
 import { DEFAULT_POLICY, HOUR_MS, decideRestart, type DecisionInput, type Mode } from '../src/policy/policy';
-import { planAlerts } from '../src/temporal/alert-intake';
+import { planAlerts } from '../src/client/alert-intake';
 import {
   distinctAlertsPayload,
   fleet,
@@ -11,7 +11,7 @@ import {
   type MixedComposition,
 } from './lib/fixtures';
 import { measureThroughput, type RoundsOptions, type Spread, type ThroughputResult } from './lib/stats';
-import type { IncomingAlert } from '../src/temporal/alert-intake';
+import type { IncomingAlert } from '../src/client/alert-intake';
 
 export interface PolicyCase {
   name: string;

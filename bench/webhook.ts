@@ -7,7 +7,7 @@ import { buildApp } from '../src/api/app';
 import type { Config } from '../src/config/config';
 import { createMetrics } from '../src/metrics/metrics';
 import { workflowStateSource } from '../src/metrics/state-source';
-import { ServiceActions } from '../src/temporal/actions';
+import { ServiceActions } from '../src/client/actions';
 import { stateQuery, workflowIdFor } from '../src/workflows/definitions';
 import {
   TOKEN,

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/config';
 import { tempDir as testTempDir } from '../../test/helpers/config';
-import type { IncomingAlert } from '../../src/temporal/alert-intake';
+import type { IncomingAlert } from '../../src/client/alert-intake';
 
 export const TOKEN = 'bench-token-0123456789abcdef';
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';

@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuditLog } from '../activities/audit';
 import type { Config } from '../config/config';
 import type { SelfhealMetrics } from '../metrics/metrics';
-import { ServiceActions } from '../temporal/actions';
+import { ServiceActions } from '../client/actions';
 import { healthRoutes } from './routes/health';
 import { serviceRoutes } from './routes/services';
 import { webhookRoutes } from './routes/webhook';

@@ -3,13 +3,13 @@ import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../temporal/actions';
+import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../client/actions';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
 import { stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
-import { resolveHost, runSelfheal, type RunOptions } from './runtime';
+import { resolveHost, runSelfheal, type RunOptions } from '../runtime';
 
 /** Exit codes, documented in --help. */
 export const EXIT = { ok: 0, error: 1, usage: 2, conflict: 3, unavailable: 4 } as const;

@@ -4,14 +4,14 @@
 import type { Client } from '@temporalio/client';
 import { PrometheusClient } from '../activities/prometheus';
 import type { Config } from '../config/config';
-import { ServiceActions, throwIfAllUnavailable } from '../temporal/actions';
+import { ServiceActions, throwIfAllUnavailable } from '../client/actions';
 import {
   deliverPlan,
   planAlerts,
   type IncomingAlert,
   type NotActedOn,
   type PlannedSignal,
-} from '../temporal/alert-intake';
+} from '../client/alert-intake';
 import type { AlertRef } from '../workflows/definitions';
 
 export interface PollReport {

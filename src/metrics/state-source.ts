@@ -1,5 +1,5 @@
 import type { Config } from '../config/config';
-import { ActionError, isUnavailable, type ServiceActions } from '../temporal/actions';
+import { ActionError, isUnavailable, type ServiceActions } from '../client/actions';
 import type { ServiceGaugeState, StateReadErrorReason, StateSource } from './metrics';
 
 /** Up to this many services, scrapes query every workflow for its full state. */

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app';
 import { createMetrics } from '../../src/metrics/metrics';
-import { ActionError, MAX_PAUSE_MS, ServiceActions } from '../../src/temporal/actions';
+import { ActionError, MAX_PAUSE_MS, ServiceActions } from '../../src/client/actions';
 import { testConfig } from '../helpers/config';
 import { freePort } from '../helpers/ports';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import {
   alertFiringSignal,
   alertResolvedSignal,

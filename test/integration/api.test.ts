@@ -13,7 +13,7 @@ import { buildApp } from '../../src/api/app';
 import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
 import { workflowStateSource } from '../../src/metrics/state-source';
-import { ServiceActions } from '../../src/temporal/actions';
+import { ServiceActions } from '../../src/client/actions';
 import { temporalCliPath } from '../../src/temporal/binaries';
 import { stateQuery, WORKFLOW_TYPE, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { runCli } from '../helpers/cli';

@@ -20,7 +20,7 @@ import { buildApp } from '../../src/api/app';
 import { pollOnce } from '../../src/cli/poll';
 import type { Config } from '../../src/config/config';
 import { createMetrics } from '../../src/metrics/metrics';
-import { planAlerts, type IncomingAlert } from '../../src/temporal/alert-intake';
+import { planAlerts, type IncomingAlert } from '../../src/client/alert-intake';
 import { WORKFLOW_TYPE, workflowIdFor } from '../../src/workflows/definitions';
 import { startAlertsServer, type AlertsServer } from '../helpers/alerts-server';
 import { tempDir, testConfig } from '../helpers/config';

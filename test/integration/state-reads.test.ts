@@ -15,7 +15,7 @@ import { pollOnce } from '../../src/cli/poll';
 import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
 import { workflowStateSource } from '../../src/metrics/state-source';
-import { ServiceActions } from '../../src/temporal/actions';
+import { ServiceActions } from '../../src/client/actions';
 import { stateQuery, workflowIdFor } from '../../src/workflows/definitions';
 import { startAlertsServer, type AlertsServer } from '../helpers/alerts-server';
 import { runCli } from '../helpers/cli';

@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createHostActivities } from '../../src/activities/host';
 import { defaultManagers, execRunner, type CommandRunner } from '../../src/activities/service-manager';
 import type { Config } from '../../src/config/config';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import { alertFiringSignal, stateQuery, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { tempDir, testConfig } from '../helpers/config';
 import { UserSystemd } from '../helpers/systemd';

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { labelsFingerprint } from '../../src/temporal/alert-intake';
+import { labelsFingerprint } from '../../src/client/alert-intake';
 import { waitFor } from '../helpers/wait';
 import { WebhookSink } from '../helpers/webhook-sink';
 import { explain, readYaml, repo, run, scratchDir, tool } from './helpers';

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app';
 import type { Config } from '../../src/config/config';
 import { createMetrics } from '../../src/metrics/metrics';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import { createHostWorker } from '../../src/worker/workers';
 import {
   alertFiringSignal,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../../src/config/config';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import { alertFiringSignal, stateQuery, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { testConfig, tempDir } from '../helpers/config';
 import { FakeManager } from '../helpers/fake-manager';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Config } from '../../src/config/config';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import {
   alertFiringSignal,
   alertResolvedSignal,

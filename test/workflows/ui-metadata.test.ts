@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { temporal } from '@temporalio/proto';
 import type { Config } from '../../src/config/config';
-import { signalWithStartService } from '../../src/temporal/signals';
+import { signalWithStartService } from '../../src/client/signals';
 import { alertFiringSignal, stateQuery, workflowIdFor } from '../../src/workflows/definitions';
 import { testConfig, tempDir } from '../helpers/config';
 import { FakeManager } from '../helpers/fake-manager';

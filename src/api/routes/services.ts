@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { parseDuration } from '../../policy/duration';
-import { ActionError, pauseDurationProblem, type HumanAction } from '../../temporal/actions';
+import { ActionError, pauseDurationProblem, type HumanAction } from '../../client/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ActionBody, ActionResultSchema, ErrorSchema, ServiceParams, ServiceSummarySchema } from '../schemas/common';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { deliverPlan, Limiter, planAlerts, type NotActedOn } from '../../temporal/alert-intake';
-import { isUnavailable } from '../../temporal/actions';
+import { deliverPlan, Limiter, planAlerts, type NotActedOn } from '../../client/alert-intake';
+import { isUnavailable } from '../../client/actions';
 import { AUDIT_EVENTS } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';

@@ -2,7 +2,7 @@
 // groups several alerts of one name per service, and one of them can resolve while another fires.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { alertIdentity, labelsFingerprint, planAlerts } from '../../src/temporal/alert-intake';
+import { alertIdentity, labelsFingerprint, planAlerts } from '../../src/client/alert-intake';
 import { testConfig } from '../helpers/config';
 
 const config = testConfig('services:\n  - { name: a.service, host: h1 }\n');

@@ -2,7 +2,7 @@
 // tested here without any server.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hostFromInstance, planAlerts, type IncomingAlert } from '../../src/temporal/alert-intake';
+import { hostFromInstance, planAlerts, type IncomingAlert } from '../../src/client/alert-intake';
 import { testConfig } from '../helpers/config';
 
 const config = testConfig(`services:
