@@ -10,12 +10,12 @@ import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } 
 import { AuditLog } from './activities/audit';
 import { watchAudit } from './activities/control';
 import { startApiServer, type ApiServer } from './api/server';
+import { ServiceActions } from './client/actions';
 import { servicesOnHost, type Config } from './config/config';
 import { hostNameProblem } from './config/names';
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
 import { workflowStateSource } from './metrics/state-source';
-import { ServiceActions } from './client/actions';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
 import { ensureSearchAttributes } from './temporal/search-attributes';

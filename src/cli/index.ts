@@ -1,15 +1,16 @@
 // The `selfheal` command line.
 import { Client, Connection } from '@temporalio/client';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ServiceActions, pauseDurationProblem, resolveService } from '../client/actions';
+import { ActionError, isUnavailable } from '../client/call';
 import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { ActionError, ServiceActions, isUnavailable, pauseDurationProblem, resolveService } from '../client/actions';
+import { resolveHost, runSelfheal, type RunOptions } from '../runtime';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 import { DevServer } from '../temporal/dev-server';
 import { stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
-import { resolveHost, runSelfheal, type RunOptions } from '../runtime';
 
 /** Exit codes, documented in --help. */
 export const EXIT = { ok: 0, error: 1, usage: 2, conflict: 3, unavailable: 4 } as const;
@@ -79,7 +80,6 @@ function mapActionError(err: unknown): never {
             : EXIT.usage;
     throw new CliError(err.message, code);
   }
-  if (isUnavailable(err)) throw new CliError(`Temporal is unreachable: ${(err as Error).message}`, EXIT.unavailable);
   throw err;
 }
 

@@ -1,6 +1,6 @@
 // Human-readable output for the CLI: tables and a service's detailed state.
-import { formatDuration } from '../policy/duration';
 import type { ServiceSummary, UnreadableSummary } from '../client/actions';
+import { formatDuration } from '../policy/duration';
 import type { ServiceStateView } from '../workflows/definitions';
 
 export function table(headers: string[], rows: string[][]): string {

@@ -20,37 +20,9 @@ import {
   type HumanActionPayload,
   type ServiceStateView,
 } from '../workflows/definitions';
+import { ActionError, callTemporal, isUnavailable } from './call';
+import { Pool } from './pool';
 import { signalWithStartService } from './signals';
-
-/** `unreadable`: Temporal answered, but the service's workflow could not answer its state query. */
-export type ActionErrorCode = 'not-found' | 'ambiguous' | 'conflict' | 'unavailable' | 'invalid' | 'unreadable';
-
-export class ActionError extends Error {
-  constructor(
-    readonly code: ActionErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ActionError';
-  }
-}
-
-/** Temporal could not be reached (or did not answer in time): the caller should retry. */
-export function isUnavailable(err: unknown): boolean {
-  if (err instanceof ActionError) return err.code === 'unavailable';
-  const e = err as { code?: number; name?: string; message?: string } | null;
-  if (!e) return false;
-  // gRPC UNAVAILABLE (14) and DEADLINE_EXCEEDED (4), as the client surfaces them.
-  if (e.code === 14 || e.code === 4) return true;
-  if (e.name === 'TransportError') return true;
-  if (e.name === 'ServiceError') {
-    // A ServiceError wraps the gRPC error: Temporal answering "no" (FAILED_PRECONDITION, ...) is not unreachable.
-    const cause = (err as { cause?: { code?: unknown } }).cause;
-    return typeof cause?.code === 'number' ? cause.code === 14 || cause.code === 4 : true;
-  }
-  return /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Failed to connect|connect ECONN/i.test(e.message ?? '');
-}
 
 /** The longest pause with an end (`for`); longer ones are refused: pause without an end instead. */
 export const MAX_PAUSE_MS = 365 * 86_400_000;
@@ -141,17 +113,8 @@ export class ServiceActions {
     this.reads = new WorkflowClient({ ...client.workflow.options, queryRejectCondition: 'NOT_OPEN' });
   }
 
-  /** Runs a Temporal call with a deadline, turning transport failures into `unavailable`. */
-  private async call<T>(fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
-    try {
-      return await this.client.connection.withDeadline(Date.now() + timeoutMs, fn);
-    } catch (err) {
-      if (err instanceof ActionError || err instanceof WorkflowNotFoundError) throw err;
-      if (isUnavailable(err)) {
-        throw new ActionError('unavailable', `Temporal is unreachable: ${(err as Error).message}`, { cause: err });
-      }
-      throw err;
-    }
+  private call<T>(fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    return callTemporal(this.client, timeoutMs, fn);
   }
 
   /** Finds a configured service by name (and host, when the name is on several hosts). */
@@ -191,36 +154,28 @@ export class ServiceActions {
   }
 
   /**
-   * The full state of every configured service, in config order (bounded concurrency). A service
-   * whose read fails carries the error; it never hides the others.
+   * The full state of every configured service, in config order (16 reads at a time). A service whose
+   * read fails carries the error; it never hides the others. Throws `unavailable` only when no read
+   * succeeded because Temporal could not be reached: that is the answer (503 / exit 4), not a list of unknowns.
    */
   async states(opts: { timeoutMs?: number } = {}): Promise<ServiceRead[]> {
-    const services = this.config.services;
-    const out: ServiceRead[] = new Array(services.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < services.length) {
-        const i = next++;
-        const svc = services[i];
-        try {
-          out[i] = { svc, state: await this.state(svc.host, svc.name, opts.timeoutMs) };
-        } catch (err) {
-          out[i] = { svc, state: null, error: err instanceof Error ? err : new Error(String(err)) };
-        }
+    const reads = await new Pool(16).map(this.config.services, async (svc): Promise<ServiceRead> => {
+      try {
+        return { svc, state: await this.state(svc.host, svc.name, opts.timeoutMs) };
+      } catch (err) {
+        return { svc, state: null, error: err instanceof Error ? err : new Error(String(err)) };
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(16, services.length) }, worker));
-    return out;
+    });
+    if (reads.length && reads.every((r) => isUnavailable(r.error))) throw reads[0].error;
+    return reads;
   }
 
   /**
    * Every configured service with its state, read from the workflows themselves; a service that could
-   * not be read is listed as UNKNOWN with the reason. Throws `unavailable` only when no read succeeded
-   * because Temporal could not be reached.
+   * not be read is listed as UNKNOWN with the reason.
    */
   async list(): Promise<(ServiceSummary | UnreadableSummary)[]> {
     const reads = await this.states();
-    throwIfAllUnavailable(reads);
     return reads.map(({ svc, state, error }) => (error ? this.unreadable(svc, error) : this.summaryOf(svc, state)));
   }
 
@@ -322,16 +277,6 @@ export class ServiceActions {
 function readErrorText(error: Error): string {
   const inner = error instanceof ActionError && error.code === 'unreadable' && error.cause instanceof Error;
   return (inner ? (error.cause as Error) : error).message.split('\n')[0].slice(0, 300);
-}
-
-/** When every read failed because Temporal is unreachable, that is the answer (503 / exit 4), not a list of unknowns. */
-export function throwIfAllUnavailable(reads: readonly ServiceRead[]): void {
-  const first = reads[0]?.error;
-  if (first && reads.every((r) => r.error && isUnavailable(r.error))) {
-    throw first instanceof ActionError
-      ? first
-      : new ActionError('unavailable', `Temporal is unreachable: ${first.message}`, { cause: first });
-  }
 }
 
 function describe(st: ServiceStateView | null): string {

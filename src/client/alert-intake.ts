@@ -12,6 +12,8 @@ import {
   workflowIdFor,
   type AlertRef,
 } from '../workflows/definitions';
+import { callTemporal } from './call';
+import { Pool } from './pool';
 import { signalWithStartService } from './signals';
 
 export interface IncomingAlert {
@@ -160,74 +162,39 @@ export interface DeliveredSignal extends PlannedSignal {
   note?: string;
 }
 
-/** Caps signals in flight across all concurrent requests of one process, so bursts queue instead of piling up. */
-export class Limiter {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(readonly max: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
 /**
- * Sends every planned signal (resolved ones without starting a workflow). Throws on the first
- * failure, so callers answer 5xx and the sender retries: repeated signals are harmless by design.
+ * Sends every planned signal (resolved ones without starting a workflow), all under one deadline
+ * (`timeoutMs`, none by default) and through `pool` (16 at a time by default; a pool shared by a
+ * process's requests caps them all). Throws on the first failure, so callers answer 5xx and the
+ * sender retries: repeated signals are harmless by design. An unreachable Temporal is ActionError('unavailable').
  */
 export async function deliverPlan(
   client: Client,
   config: Config,
   signals: readonly PlannedSignal[],
-  opts: { source: string; concurrency?: number; limiter?: Limiter },
+  opts: { source: string; pool?: Pool; timeoutMs?: number | null },
 ): Promise<DeliveredSignal[]> {
-  const out: DeliveredSignal[] = new Array(signals.length);
-  let next = 0;
-  let failed: unknown = null;
-  const limiter = opts.limiter;
-  const send = <T>(fn: () => Promise<T>): Promise<T> => (limiter ? limiter.run(fn) : fn());
-  const worker = async () => {
-    while (next < signals.length && !failed) {
-      const i = next++;
-      const s = signals[i];
-      try {
-        if (s.status === 'firing') {
-          await send(() =>
-            signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
-              alertnames: s.alertnames,
-              alerts: s.alerts,
-              summary: s.summary,
-              startsAt: s.startsAt,
-              source: opts.source,
-            }),
-          );
-          out[i] = s;
-        } else {
-          try {
-            await send(() =>
-              client.workflow
-                .getHandle(s.workflowId)
-                .signal(alertResolvedSignal, { alertnames: s.alertnames, alerts: s.alerts, source: opts.source }),
-            );
-            out[i] = s;
-          } catch (err) {
-            if (!(err instanceof WorkflowNotFoundError)) throw err;
-            out[i] = { ...s, note: 'no workflow for this service: nothing to cancel' };
-          }
-        }
-      } catch (err) {
-        failed ??= err;
-      }
+  const pool = opts.pool ?? new Pool(16);
+  const deliver = async (s: PlannedSignal): Promise<DeliveredSignal> => {
+    if (s.status === 'firing') {
+      await signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
+        alertnames: s.alertnames,
+        alerts: s.alerts,
+        summary: s.summary,
+        startsAt: s.startsAt,
+        source: opts.source,
+      });
+      return s;
+    }
+    try {
+      await client.workflow
+        .getHandle(s.workflowId)
+        .signal(alertResolvedSignal, { alertnames: s.alertnames, alerts: s.alerts, source: opts.source });
+      return s;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      return { ...s, note: 'no workflow for this service: nothing to cancel' };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 16, signals.length) }, worker));
-  if (failed) throw failed;
-  return out;
+  return callTemporal(client, opts.timeoutMs ?? null, () => pool.map(signals, deliver, 16));
 }

@@ -1,5 +1,6 @@
+import type { ServiceActions } from '../client/actions';
+import { ActionError } from '../client/call';
 import type { Config } from '../config/config';
-import { ActionError, isUnavailable, type ServiceActions } from '../client/actions';
 import type { ServiceGaugeState, StateReadErrorReason, StateSource } from './metrics';
 
 /** Up to this many services, scrapes query every workflow for its full state. */
@@ -13,9 +14,8 @@ export const SCRAPE_QUERY_TIMEOUT_MS = 3_000;
 
 /** The metric's reason label for a failed read. */
 export function readErrorReason(err: Error): StateReadErrorReason {
-  if (isUnavailable(err)) return 'unavailable';
-  if (err instanceof ActionError && err.code === 'unreadable') return 'query-failed';
-  return 'error';
+  if (!(err instanceof ActionError)) return 'error';
+  return err.code === 'unavailable' ? 'unavailable' : err.code === 'unreadable' ? 'query-failed' : 'error';
 }
 
 /**

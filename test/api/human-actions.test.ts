@@ -6,7 +6,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app';
 import { createMetrics } from '../../src/metrics/metrics';
-import { ActionError, MAX_PAUSE_MS, ServiceActions } from '../../src/client/actions';
+import { MAX_PAUSE_MS, ServiceActions } from '../../src/client/actions';
+import { ActionError } from '../../src/client/call';
 import { testConfig } from '../helpers/config';
 import { freePort } from '../helpers/ports';
 

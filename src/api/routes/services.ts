@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import { pauseDurationProblem, type HumanAction } from '../../client/actions';
+import { ActionError } from '../../client/call';
 import { parseDuration } from '../../policy/duration';
-import { ActionError, pauseDurationProblem, type HumanAction } from '../../client/actions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
 import { ActionBody, ActionResultSchema, ErrorSchema, ServiceParams, ServiceSummarySchema } from '../schemas/common';

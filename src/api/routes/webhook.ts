@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { deliverPlan, Limiter, planAlerts, type NotActedOn } from '../../client/alert-intake';
-import { isUnavailable } from '../../client/actions';
+import { deliverPlan, planAlerts, type NotActedOn } from '../../client/alert-intake';
+import { isUnavailable } from '../../client/call';
+import { Pool } from '../../client/pool';
 import { AUDIT_EVENTS } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
@@ -13,7 +14,7 @@ const shown = ({ kind: _kind, ...rest }: NotActedOn & { kind: string }): NotActe
 export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, metrics } = deps;
   // One limit for the whole process: concurrent deliveries queue rather than overload Temporal.
-  const limiter = new Limiter(32);
+  const pool = new Pool(32);
 
   app.addHook('onResponse', async (_request, reply) => {
     metrics.webhookRequests.inc({ code: String(reply.statusCode) });
@@ -57,9 +58,11 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         });
       }
       try {
-        const delivered = await deps.client.connection.withDeadline(Date.now() + config.api.temporalTimeoutMs, () =>
-          deliverPlan(deps.client, config, plan.signals, { source: 'alertmanager', limiter }),
-        );
+        const delivered = await deliverPlan(deps.client, config, plan.signals, {
+          source: 'alertmanager',
+          pool,
+          timeoutMs: config.api.temporalTimeoutMs,
+        });
         return {
           status: 'ok' as const,
           received: body.alerts.length,
