@@ -1,9 +1,11 @@
 // What humans (API routes and the CLI) can ask of a service's workflow: its state, approve, skip,
 // pause, resume. One implementation, so both doors answer the same way.
+import type { Static } from '@sinclair/typebox';
 import { QueryRejectedError, WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { ActionResultSchema, HumanActionSchema, ServiceSummarySchema } from '../api/schemas/common';
 import type { Config, ServiceConfig } from '../config/config';
 import { formatDuration } from '../policy/duration';
-import { STATUS_VALUE, type Phase, type Status } from '../policy/policy';
+import { PHASES, STATUS_VALUE, type Phase, type Status } from '../policy/policy';
 import {
   approveSignal,
   pauseSignal,
@@ -36,29 +38,11 @@ export function pauseDurationProblem(forMs: number, flag: string): string | null
   return null;
 }
 
-export interface ServiceSummary {
-  host: string;
-  service: string;
-  workflowId: string;
-  /** False when no workflow exists yet for this service (it never alerted). */
-  exists: boolean;
-  phase: Phase;
-  status: Status;
-  consecutiveFailures: number;
-  /** Present when read from the workflow's own state (not from the visibility index). */
-  restartsLastHour?: number;
-  paused?: boolean;
-  incident?: string | null;
-  readError?: undefined;
-}
-
+type Summary = Static<typeof ServiceSummarySchema>;
+/** A service with its state, as GET /services and `selfheal status` list it. */
+export type ServiceSummary = Summary & { phase: Phase; status: Status; readError?: undefined };
 /** A service whose workflow state could not be read: the others are still listed. */
-export interface UnreadableSummary extends Omit<ServiceSummary, 'status' | 'phase' | 'readError'> {
-  status: 'UNKNOWN';
-  phase: 'unknown';
-  /** Why, as Temporal said it (the API shows it to token holders only). */
-  readError: string;
-}
+export type UnreadableSummary = Summary & { phase: 'unknown'; status: 'UNKNOWN'; readError: string };
 
 /** One service's read: its state (null: no running workflow), or why it could not be read. */
 export interface ServiceRead {
@@ -67,15 +51,8 @@ export interface ServiceRead {
   error?: Error;
 }
 
-export type HumanAction = 'approve' | 'skip' | 'pause' | 'resume';
-
-export interface ActionResult {
-  action: HumanAction;
-  host: string;
-  service: string;
-  workflowId: string;
-  message: string;
-}
+export type HumanAction = Static<typeof HumanActionSchema>;
+export type ActionResult = Static<typeof ActionResultSchema>;
 
 /** Finds a configured service by name (and host, when the name is on several hosts). */
 export function resolveService(config: Config, service: string, host?: string): ServiceConfig {
@@ -206,12 +183,13 @@ export class ServiceActions {
         const service = sa.get(SA_SERVICE);
         if (!host || !service) continue;
         const status = sa.get(SA_STATUS) as Status | undefined;
+        const phase = sa.get(SA_PHASE) as Phase | undefined;
         found.set(`${host}/${service}`, {
           host,
           service,
           workflowId: wf.workflowId,
           exists: true,
-          phase: (sa.get(SA_PHASE) as Phase | undefined) ?? 'idle',
+          phase: phase && PHASES.includes(phase) ? phase : 'idle',
           status: status && status in STATUS_VALUE ? status : 'OK',
           consecutiveFailures: sa.get(SA_FAILURES) ?? 0,
         });

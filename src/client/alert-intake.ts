@@ -1,7 +1,9 @@
 // From alerts (Alertmanager webhook or Prometheus' alerts API) to workflow signals.
 // planAlerts is pure: label mapping, validation, allowlist, and one signal per service and status.
 // deliverPlan sends them and resolves only once Temporal has accepted every one.
+import type { Static } from '@sinclair/typebox';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { NotActedOnSchema, WebhookAlert } from '../api/schemas/webhook';
 import { findService, type Config } from '../config/config';
 import { hostNameProblem, unitNameProblem } from '../config/names';
 import {
@@ -16,14 +18,8 @@ import { callTemporal } from './call';
 import { Pool } from './pool';
 import { signalWithStartService } from './signals';
 
-export interface IncomingAlert {
-  status: 'firing' | 'resolved';
-  labels: Record<string, string>;
-  annotations?: Record<string, string>;
-  startsAt?: string;
-  /** Alertmanager's identity of the alert (a hash of its labels). */
-  fingerprint?: string;
-}
+/** What intake reads of an alert (Alertmanager's webhook, or Prometheus' alerts API as `selfheal poll` reads it). */
+export type IncomingAlert = Pick<WebhookAlert, 'status' | 'labels' | 'annotations' | 'startsAt' | 'fingerprint'>;
 
 export interface PlannedSignal {
   host: string;
@@ -71,13 +67,7 @@ export function alertIdentity(a: Pick<IncomingAlert, 'labels' | 'fingerprint'>):
   return fp ? fp.slice(0, MAX_ALERT_ID_LENGTH) : labelsFingerprint(a.labels);
 }
 
-export interface NotActedOn {
-  alertname: string | null;
-  host: string | null;
-  service: string | null;
-  status: string;
-  reason: string;
-}
+export type NotActedOn = Static<typeof NotActedOnSchema>;
 
 export type IgnoreReason = 'ignored-alertname' | 'missing-labels' | 'unknown-service';
 

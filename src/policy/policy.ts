@@ -148,19 +148,22 @@ export function stillUnhealthy(check: {
   return check.firingSignalled;
 }
 
-export type Phase =
-  | 'idle'
-  | 'validating'
-  | 'checking'
-  | 'cooldown'
-  | 'exhausted'
-  | 'awaiting-approval'
-  | 'restarting'
-  | 'verifying'
-  | 'escalated'
-  | 'paused';
+export const PHASES = [
+  'idle',
+  'validating',
+  'checking',
+  'cooldown',
+  'exhausted',
+  'awaiting-approval',
+  'restarting',
+  'verifying',
+  'escalated',
+  'paused',
+] as const;
+export type Phase = (typeof PHASES)[number];
 
-export type Status = 'OK' | 'HEALING' | 'CRITICAL';
+export const STATUSES = ['OK', 'HEALING', 'CRITICAL'] as const;
+export type Status = (typeof STATUSES)[number];
 
 /** The numeric value of `selfhealing_service_status`. */
 export const STATUS_VALUE: Record<Status, number> = { OK: 0, HEALING: 1, CRITICAL: 2 };

@@ -1,8 +1,16 @@
 // Every signal, query and search attribute of the service workflow, with payload types.
 // The API and the CLI import this file, never the workflow body.
+import type { Static } from '@sinclair/typebox';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { Phase, Policy, Status } from '../policy/policy';
+import type {
+  AlertRefSchema,
+  AttemptRecordSchema,
+  EscalationViewSchema,
+  IncidentViewSchema,
+  ServiceStateSchema,
+} from '../api/schemas/state';
+import type { Phase, Policy } from '../policy/policy';
 
 export const WORKFLOW_TYPE = 'selfhealService';
 export const CONTROL_TASK_QUEUE = 'selfheal-control';
@@ -33,10 +41,7 @@ export const MAX_ALERT_NAME_LENGTH = 200;
 export const MAX_ALERT_ID_LENGTH = 128;
 
 /** One alert by identity: Alertmanager's fingerprint (else a fingerprint of its labels), and its name. */
-export interface AlertRef {
-  id: string;
-  name: string;
-}
+export type AlertRef = Static<typeof AlertRefSchema>;
 
 // Signal payloads stay a few fields: never whole alert bodies.
 export interface AlertFiringPayload {
@@ -126,8 +131,6 @@ export const AUDIT_EVENTS = {
 } as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
 
-export type AttemptResult = 'success' | 'failure';
-
 /** The JSON body POSTed to every escalation webhook. */
 export interface EscalationPayload {
   /** Stable per escalation: receivers can dedupe on it (delivery is at-least-once). */
@@ -146,67 +149,13 @@ export interface EscalationPayload {
   temporalUi?: string;
 }
 
-export interface AttemptRecord {
-  id: string;
-  at: string;
-  result: AttemptResult;
-  /** Why it failed (`host-unreachable`, `not-active`, `restart-command-failed`, ...) or `verified`. */
-  reason: string;
-  /** Whether the restart command actually ran (only those count against the hourly budget). */
-  restarted: boolean;
-  approved: boolean;
-  durationMs: number;
-  detail?: string;
-}
-
-export interface IncidentView {
-  id: string;
-  openedAt: string;
-  alertnames: string[];
-  summary: string | null;
-  attempts: number;
-  duplicateAlerts: number;
-  /** Absolute time the current wait (validation window, cooldown, budget) ends. */
-  waitUntil: string | null;
-}
-
-export interface EscalationView {
-  event: EscalationEvent;
-  at: string;
-  message: string;
-}
-
+// The `state` query's answer and its parts: types of the API's response schema (src/api/schemas/state.ts).
+export type AttemptRecord = Static<typeof AttemptRecordSchema>;
+export type AttemptResult = AttemptRecord['result'];
+export type IncidentView = Static<typeof IncidentViewSchema>;
+export type EscalationView = Static<typeof EscalationViewSchema>;
 /** What the `state` query answers. Plain JSON. */
-export interface ServiceStateView {
-  workflowId: string;
-  host: string;
-  service: string;
-  phase: Phase;
-  status: Status;
-  paused: boolean;
-  pausedUntil: string | null;
-  pauseReason: string | null;
-  /** Names of the alerts that fire (one entry per name). */
-  firingAlerts: string[];
-  /** The firing alerts by identity. */
-  firing: AlertRef[];
-  incident: IncidentView | null;
-  consecutiveFailures: number;
-  restartsLastHour: number;
-  restartTimes: string[];
-  cooldownUntil: string | null;
-  budgetFreesAt: string | null;
-  /** What approve / skip would act on right now. */
-  canApprove: boolean;
-  canSkip: boolean;
-  lastEscalation: EscalationView | null;
-  recentAttempts: AttemptRecord[];
-  totals: { incidents: number; restarts: number; failures: number; escalations: number };
-  policy: Policy | null;
-  /** Continue-as-new generation of this entity. */
-  run: number;
-  historyLength: number;
-}
+export type ServiceStateView = Static<typeof ServiceStateSchema>;
 
 export const stateQuery = defineQuery<ServiceStateView>('state');
 

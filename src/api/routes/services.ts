@@ -1,12 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { pauseDurationProblem, type HumanAction } from '../../client/actions';
+import { pauseDurationProblem } from '../../client/actions';
 import { ActionError } from '../../client/call';
 import { parseDuration } from '../../policy/duration';
 import type { AppDeps } from '../app';
 import { requireToken } from '../auth';
-import { ActionBody, ActionResultSchema, ErrorSchema, ServiceParams, ServiceSummarySchema } from '../schemas/common';
+import {
+  ActionBody,
+  ActionResultSchema,
+  ErrorSchema,
+  HumanActionSchema,
+  ServiceParams,
+  ServiceSummarySchema,
+} from '../schemas/common';
+import { Nullable, ServiceStateSchema } from '../schemas/state';
 
 const STATUS_FOR: Record<ActionError['code'], number> = {
   'not-found': 404,
@@ -73,7 +81,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
       schema: {
         params: ServiceParams,
         response: {
-          200: Type.Object({ summary: ServiceSummarySchema, state: Type.Union([Type.Any(), Type.Null()]) }),
+          200: Type.Object({ summary: ServiceSummarySchema, state: Nullable(ServiceStateSchema) }),
           ...errors,
         },
       },
@@ -96,19 +104,14 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
       schema: {
         params: Type.Object({
           ...ServiceParams.properties,
-          action: Type.Union([
-            Type.Literal('approve'),
-            Type.Literal('skip'),
-            Type.Literal('pause'),
-            Type.Literal('resume'),
-          ]),
+          action: HumanActionSchema,
         }),
         body: Type.Optional(ActionBody),
         response: { 200: ActionResultSchema, ...errors },
       },
     },
     async (request, reply) => {
-      const action = request.params.action as HumanAction;
+      const action = request.params.action;
       const body = request.body ?? {};
       const p = { by: body.by ?? 'api', reason: body.reason };
       try {

@@ -1,4 +1,6 @@
 import { Type } from '@sinclair/typebox';
+import { PHASES, STATUSES } from '../../policy/policy';
+import { OneOf } from './state';
 
 export const ErrorSchema = Type.Object({
   error: Type.String(),
@@ -25,23 +27,31 @@ export const ActionBody = Type.Union([
   Type.Null(),
 ]);
 
+/**
+ * A service as GET /services lists it: from its workflow's state, from the visibility index, or
+ * (status UNKNOWN, phase unknown, with readError) when its workflow could not answer.
+ */
 export const ServiceSummarySchema = Type.Object({
   host: Type.String(),
   service: Type.String(),
   workflowId: Type.String(),
+  /** False when no workflow exists yet for this service (it never alerted). */
   exists: Type.Boolean(),
-  phase: Type.String(),
-  status: Type.String(),
+  phase: OneOf([...PHASES, 'unknown' as const]),
+  status: OneOf([...STATUSES, 'UNKNOWN' as const]),
   consecutiveFailures: Type.Integer(),
+  /** Present when read from the workflow's own state (not from the visibility index). */
   restartsLastHour: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
   incident: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  /** Present (with status UNKNOWN) when the service's workflow could not answer its state query. */
+  /** Why the workflow could not answer, as Temporal said it (the API shows it to token holders only). */
   readError: Type.Optional(Type.String()),
 });
 
+export const HumanActionSchema = OneOf(['approve', 'skip', 'pause', 'resume'] as const);
+
 export const ActionResultSchema = Type.Object({
-  action: Type.String(),
+  action: HumanActionSchema,
   host: Type.String(),
   service: Type.String(),
   workflowId: Type.String(),

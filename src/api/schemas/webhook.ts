@@ -46,7 +46,8 @@ const Accepted = Type.Object({
   note: Type.Optional(Type.String()),
 });
 
-const NotActedOn = Type.Object({
+/** An alert acknowledged but not acted on, and why. */
+export const NotActedOnSchema = Type.Object({
   alertname: Type.Union([Type.String(), Type.Null()]),
   host: Type.Union([Type.String(), Type.Null()]),
   service: Type.Union([Type.String(), Type.Null()]),
@@ -58,8 +59,8 @@ export const WebhookResponseSchema = Type.Object({
   status: Type.Literal('ok'),
   received: Type.Integer(),
   accepted: Type.Array(Accepted),
-  ignored: Type.Array(NotActedOn),
-  rejected: Type.Array(NotActedOn),
+  ignored: Type.Array(NotActedOnSchema),
+  rejected: Type.Array(NotActedOnSchema),
 });
 
 export type WebhookResponse = Static<typeof WebhookResponseSchema>;
