@@ -172,7 +172,7 @@ export async function runEntitiesBench(
       const tc0 = cpuSeconds(t.server.pid) ?? 0;
       const sc0 = threadCpu();
       const t0 = performance.now();
-      await deliverPlan(t.client, config, plan.signals, { source: 'bench' });
+      await deliverPlan(t.client, config, plan.signals);
       const acceptSeconds = (performance.now() - t0) / 1000;
       let allValidatingSeconds: number | null = null;
       const deadline = performance.now() + 120_000;

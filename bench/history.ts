@@ -134,7 +134,6 @@ export async function runHistoryBench(log: (l: string) => void): Promise<History
       signalWithStartService(client, config, 'h1', svc, alertFiringSignal, {
         alertnames: ['ServiceDown'],
         summary: `${svc} on h1 is down`,
-        source: 'bench',
       });
     const incidents: IncidentMeasure[] = [];
     let before = 0;
@@ -180,7 +179,7 @@ export async function runHistoryBench(log: (l: string) => void): Promise<History
     await fire();
     await settle(h, 'validating (to be resolved)', (p) => p === 'validating');
     await env.sleep('30s');
-    await h.signal(alertResolvedSignal, { alertnames: ['ServiceDown'], source: 'bench' });
+    await h.signal(alertResolvedSignal, { alertnames: ['ServiceDown'] });
     await settle(h, 'idle after resolve', (p) => p === 'idle');
     const events = await historyEvents(h);
     const resolvedEvents = events.slice(before);
@@ -227,7 +226,7 @@ export async function runHistoryBench(log: (l: string) => void): Promise<History
           taskQueue: CONTROL_TASK_QUEUE,
           args: [input],
           signal: alertFiringSignal.name,
-          signalArgs: [{ alertnames: ['ServiceDown'], source: 'bench' }],
+          signalArgs: [{ alertnames: ['ServiceDown'] }],
         });
         await settle(ch, `can ${i}: validating`, (p) => p === 'validating');
         firstRun ??= (await ch.describe()).runId;

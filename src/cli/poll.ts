@@ -45,7 +45,6 @@ function readAlert(a: Record<string, unknown>): IncomingAlert | string {
     status: 'firing',
     labels: a.labels as Record<string, string>,
     annotations: strings(a.annotations),
-    startsAt: typeof a.activeAt === 'string' ? a.activeAt : undefined,
   };
 }
 
@@ -115,8 +114,7 @@ export async function pollOnce(
     }
   }
   if (!opts.dryRun && toSend.length) {
-    for (const d of await deliverPlan(client, config, toSend, { source: 'poll' }))
-      if (d.note) notes.push(`${d.service}: ${d.note}`);
+    for (const d of await deliverPlan(client, config, toSend)) if (d.note) notes.push(`${d.service}: ${d.note}`);
   }
   return {
     firingAlerts: firing.length,

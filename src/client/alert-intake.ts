@@ -19,7 +19,7 @@ import { Pool } from './pool';
 import { signalWithStartService } from './signals';
 
 /** What intake reads of an alert (Alertmanager's webhook, or Prometheus' alerts API as `selfheal poll` reads it). */
-export type IncomingAlert = Pick<WebhookAlert, 'status' | 'labels' | 'annotations' | 'startsAt' | 'fingerprint'>;
+export type IncomingAlert = Pick<WebhookAlert, 'status' | 'labels' | 'annotations' | 'fingerprint'>;
 
 export interface PlannedSignal {
   host: string;
@@ -29,7 +29,6 @@ export interface PlannedSignal {
   /** Each alert by its identity: several alerts of one name (e.g. reason down / stalled) are distinct. */
   alerts: AlertRef[];
   summary?: string;
-  startsAt?: string;
   workflowId: string;
 }
 
@@ -139,10 +138,7 @@ export function planAlerts(config: Config, alerts: readonly IncomingAlert[]): In
     // An alert repeated in one request is one alert (its annotations still count below).
     if (!repeated) g.alerts.push({ id, name });
     if (!g.alertnames.includes(name)) g.alertnames.push(name);
-    if (a.status === 'firing') {
-      g.summary ??= clip(a.annotations?.summary ?? a.annotations?.description, 200);
-      if (a.startsAt && (!g.startsAt || a.startsAt < g.startsAt)) g.startsAt = clip(a.startsAt, 40);
-    }
+    if (a.status === 'firing') g.summary ??= clip(a.annotations?.summary ?? a.annotations?.description, 200);
   }
   for (const g of plan.signals) g.alertnames.sort();
   return plan;
@@ -162,7 +158,7 @@ export async function deliverPlan(
   client: Client,
   config: Config,
   signals: readonly PlannedSignal[],
-  opts: { source: string; pool?: Pool; timeoutMs?: number | null },
+  opts: { pool?: Pool; timeoutMs?: number | null } = {},
 ): Promise<DeliveredSignal[]> {
   const pool = opts.pool ?? new Pool(16);
   const deliver = async (s: PlannedSignal): Promise<DeliveredSignal> => {
@@ -171,15 +167,13 @@ export async function deliverPlan(
         alertnames: s.alertnames,
         alerts: s.alerts,
         summary: s.summary,
-        startsAt: s.startsAt,
-        source: opts.source,
       });
       return s;
     }
     try {
       await client.workflow
         .getHandle(s.workflowId)
-        .signal(alertResolvedSignal, { alertnames: s.alertnames, alerts: s.alerts, source: opts.source });
+        .signal(alertResolvedSignal, { alertnames: s.alertnames, alerts: s.alerts });
       return s;
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;

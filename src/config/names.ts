@@ -28,10 +28,6 @@ export function hostNameProblem(name: unknown): string | null {
   return null;
 }
 
-export function isValidHostName(name: unknown): name is string {
-  return hostNameProblem(name) === null;
-}
-
 /** Unit types systemd knows; a name without one of these suffixes is a service to systemctl. */
 const UNIT_SUFFIX_RE = /\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$/;
 

@@ -1,7 +1,7 @@
 // Connections to Temporal from the configuration: embedded dev server, a cluster, or Temporal Cloud
 // (TLS and/or API key).
 import { readFileSync } from 'node:fs';
-import { Connection, type ConnectionOptions } from '@temporalio/client';
+import type { ConnectionOptions } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../config/config';
 
@@ -38,9 +38,4 @@ export function nativeConnectionOptions(config: Config, address = temporalAddres
     tls: tlsOptions(config) as NativeConnectionOptions['tls'],
     apiKey: config.temporal.apiKey ?? undefined,
   };
-}
-
-/** A client connection that dials on first use, so a process can start while Temporal is down. */
-export function lazyClientConnection(config: Config, address?: string): Connection {
-  return Connection.lazy(clientConnectionOptions(config, address));
 }

@@ -25,11 +25,6 @@ export function workflowIdFor(host: string, service: string): string {
   return `selfheal/${host}/${service}`;
 }
 
-export function parseWorkflowId(id: string): { host: string; service: string } | null {
-  const m = /^selfheal\/([^/]+)\/(.+)$/.exec(id);
-  return m ? { host: m[1], service: m[2] } : null;
-}
-
 // Bounds on what a workflow remembers, so carried state and history stay small whatever arrives.
 /** Firing alerts remembered per service (the oldest are forgotten first). */
 export const MAX_FIRING_ALERTS = 64;
@@ -54,10 +49,6 @@ export interface AlertFiringPayload {
   alerts?: AlertRef[];
   /** One-line summary from the alert's annotations, truncated. */
   summary?: string;
-  /** ISO time the alert started, as Alertmanager reports it. */
-  startsAt?: string;
-  /** Where it came from: `alertmanager`, `poll`, `manual`. */
-  source?: string;
 }
 
 export interface AlertResolvedPayload {
@@ -65,7 +56,6 @@ export interface AlertResolvedPayload {
   alertnames?: string[];
   /** Which alerts resolved, by identity: only these stop firing. */
   alerts?: AlertRef[];
-  source?: string;
 }
 
 export interface HumanActionPayload {

@@ -72,7 +72,6 @@ describe('a host worker that cannot write its restart markers', () => {
     fake.stop(SVC);
     await signalWithStartService(env.client, config, 'h1', SVC, alertFiringSignal, {
       alertnames: ['ServiceStalled'],
-      source: 'test',
     });
     await until('validating', (s) => s.phase === 'validating');
     await env.sleep('10s');

@@ -78,7 +78,7 @@ const handle = (service: string, host = 'h1') => client.workflow.getHandle(workf
 const state = (service: string, host = 'h1'): Promise<ServiceStateView> => handle(service, host).query(stateQuery);
 
 function fire(service: string, host = 'h1', alertnames = ['ServiceStalled']) {
-  return signalWithStartService(client, config, host, service, alertFiringSignal, { alertnames, source: 'test' });
+  return signalWithStartService(client, config, host, service, alertFiringSignal, { alertnames });
 }
 
 async function until(service: string, what: string, pred: (s: ServiceStateView) => boolean, host = 'h1') {

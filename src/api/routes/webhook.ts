@@ -59,7 +59,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
       }
       try {
         const delivered = await deliverPlan(deps.client, config, plan.signals, {
-          source: 'alertmanager',
           pool,
           timeoutMs: config.api.temporalTimeoutMs,
         });
