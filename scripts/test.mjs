@@ -16,9 +16,10 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 const selected = process.argv.slice(2);
 
-// Files in these folders run one at a time after the rest: they start real servers
-// (Temporal dev server, Prometheus, Alertmanager, a systemd user manager) and a 2-core
-// machine is faster running them serially than fighting over CPU.
+// Files in these folders, and `*.integration.test.ts` files beside the unit tests of what they
+// test, run one at a time after the rest: they start real servers (Temporal dev server,
+// Prometheus, Alertmanager, a systemd user manager) and a 2-core machine is faster running them
+// serially than fighting over CPU.
 const SERIAL_DIRS = ['test/integration', 'test/e2e'];
 
 let passed = 0;
@@ -112,7 +113,8 @@ if (wantStatic) {
 
 const roots = selected.length ? selected.map((s) => resolve(root, s)) : [join(root, 'test')];
 const files = roots.flatMap((r) => (statSync(r).isDirectory() ? findTests(r) : [r]));
-const isSerial = (f) => SERIAL_DIRS.some((d) => relative(root, f).startsWith(d + '/'));
+const isSerial = (f) =>
+  SERIAL_DIRS.some((d) => relative(root, f).startsWith(d + '/')) || f.endsWith('.integration.test.ts');
 await runTests(
   'unit and workflow tests',
   files.filter((f) => !isSerial(f)),
