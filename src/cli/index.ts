@@ -1,111 +1,25 @@
 // The `selfheal` command line.
-import { Client, Connection } from '@temporalio/client';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { ServiceActions, pauseDurationProblem, resolveService } from '../client/actions';
-import { ActionError, isUnavailable } from '../client/call';
-import { ConfigError, configPath, loadConfig, type Config } from '../config/config';
-import { parseDuration } from '../policy/duration';
-import { resolveHost, runSelfheal, type RunOptions } from '../runtime';
-import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
+import { Command, Option } from 'commander';
+import { isUnavailable } from '../client/call';
+import { configPath } from '../config/config';
+import { resolveHost } from '../runtime';
 import { DevServer } from '../temporal/dev-server';
-import { stateDetails, statusTable, unreadableReport } from './output';
+import { pollSummary, stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
+import {
+  CliError,
+  durationArg,
+  EXIT,
+  mapActionError,
+  readConfig,
+  resolveOrExit,
+  runUntilSignal,
+  withActions,
+  withClient,
+} from './support';
 
-/** Exit codes, documented in --help. */
-export const EXIT = { ok: 0, error: 1, usage: 2, conflict: 3, unavailable: 4 } as const;
-
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
-function durationArg(value: string): number {
-  const ms = parseDuration(value);
-  if (!ms) throw new InvalidArgumentError(`${JSON.stringify(value)} is not a duration; write it like 30m, 2h or 1h30m`);
-  const problem = pauseDurationProblem(ms, '--for');
-  if (problem) throw new InvalidArgumentError(`${value} is ${problem}`);
-  return ms;
-}
-
-function readConfig(file: string | undefined): Config {
-  try {
-    return loadConfig(file);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
-    throw err;
-  }
-}
-
-async function withClient<T>(config: Config, fn: (client: Client) => Promise<T>): Promise<T> {
-  let connection: Connection;
-  try {
-    connection = await Connection.connect(clientConnectionOptions(config));
-  } catch (err) {
-    throw new CliError(
-      `cannot reach Temporal at ${temporalAddress(config)}: ${(err as Error).message.split('\n')[0]}\n` +
-        (config.temporal.embedded ? 'Is `selfheal start` running?' : 'Check temporal.address in the config.'),
-      EXIT.unavailable,
-    );
-  }
-  try {
-    return await fn(new Client({ connection, namespace: config.temporal.namespace }));
-  } finally {
-    await connection.close();
-  }
-}
-
-/** Checks the service against the config before any connection is made. */
-function resolveOrExit(config: Config, service: string, host: string | undefined) {
-  try {
-    return resolveService(config, service, host);
-  } catch (err) {
-    return mapActionError(err);
-  }
-}
-
-function mapActionError(err: unknown): never {
-  if (err instanceof ActionError) {
-    const code =
-      err.code === 'conflict'
-        ? EXIT.conflict
-        : err.code === 'unavailable'
-          ? EXIT.unavailable
-          : err.code === 'unreadable'
-            ? EXIT.error
-            : EXIT.usage;
-    throw new CliError(err.message, code);
-  }
-  throw err;
-}
-
-/** Runs until Ctrl-C / SIGTERM, then stops everything in order. */
-async function runUntilSignal(opts: RunOptions): Promise<void> {
-  const running = await runSelfheal(opts);
-  let signals = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        process.stderr.write('forced exit\n');
-        process.exit(130);
-      }
-      process.stdout.write(`\n${sig}: stopping (press Ctrl-C again to force) ...\n`);
-      running.stop().then(resolve, reject);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    running.done.then(
-      () => running.stop().then(() => reject(new CliError('a worker stopped unexpectedly', EXIT.error)), reject),
-      (err: unknown) => running.stop().then(() => reject(err as Error), reject),
-    );
-  });
-  process.stdout.write('selfheal stopped.\n');
-}
+export { EXIT } from './support';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -202,26 +116,20 @@ Examples:
     .option('--json', 'machine-readable output')
     .action(async (service: string | undefined, o: { config?: string; host?: string; json?: boolean }) => {
       const config = readConfig(o.config);
-      const one = service ? resolveOrExit(config, service, o.host) : null;
-      await withClient(config, async (client) => {
-        const actions = new ServiceActions(client, config, 10_000);
-        try {
-          if (one) {
-            const svc = one;
-            const st = await actions.state(svc.host, svc.name);
-            process.stdout.write(
-              (o.json
-                ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
-                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
-            );
-          } else {
-            const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
-            process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
-            const unreadable = unreadableReport(all);
-            if (unreadable) throw new CliError(unreadable, EXIT.error);
-          }
-        } catch (err) {
-          mapActionError(err);
+      const svc = service ? resolveOrExit(config, service, o.host) : null;
+      await withActions(config, async (actions) => {
+        if (svc) {
+          const st = await actions.state(svc.host, svc.name);
+          process.stdout.write(
+            (o.json
+              ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
+              : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
+          );
+        } else {
+          const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
+          process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
+          const unreadable = unreadableReport(all);
+          if (unreadable) throw new CliError(unreadable, EXIT.error);
         }
       });
     });
@@ -237,20 +145,10 @@ Examples:
       .action(async (service: string, o: { config?: string; host?: string; reason?: string; by?: string }) => {
         const config = readConfig(o.config);
         const svc = resolveOrExit(config, service, o.host);
-        await withClient(config, async (client) => {
-          const actions = new ServiceActions(client, config, 10_000);
-          try {
-            const p = { by: o.by ?? process.env.USER ?? 'cli', reason: o.reason };
-            const r =
-              name === 'approve'
-                ? await actions.approve(svc, p)
-                : name === 'skip'
-                  ? await actions.skip(svc, p)
-                  : await actions.resume(svc, p);
-            process.stdout.write(`${r.message}\n`);
-          } catch (err) {
-            mapActionError(err);
-          }
+        await withActions(config, async (actions) => {
+          const p = { by: o.by ?? process.env.USER ?? 'cli', reason: o.reason };
+          const r = await actions[name](svc, p);
+          process.stdout.write(`${r.message}\n`);
         });
       });
   humanAction('approve', 'approve one restart now, even if escalated, in cooldown or out of budget');
@@ -267,19 +165,14 @@ Examples:
     .action(
       async (service: string, o: { config?: string; host?: string; for?: number; reason?: string; by?: string }) => {
         const config = readConfig(o.config);
-        await withClient(config, async (client) => {
-          const actions = new ServiceActions(client, config, 10_000);
-          try {
-            const svc = actions.resolve(service, o.host);
-            const r = await actions.pause(svc, {
-              by: o.by ?? process.env.USER ?? 'cli',
-              reason: o.reason,
-              forMs: o.for ?? null,
-            });
-            process.stdout.write(`${r.message}\n`);
-          } catch (err) {
-            mapActionError(err);
-          }
+        await withActions(config, async (actions) => {
+          const svc = actions.resolve(service, o.host);
+          const r = await actions.pause(svc, {
+            by: o.by ?? process.env.USER ?? 'cli',
+            reason: o.reason,
+            forMs: o.for ?? null,
+          });
+          process.stdout.write(`${r.message}\n`);
         });
       },
     );
@@ -309,23 +202,7 @@ Examples:
       await withClient(config, async (client) => {
         try {
           const r = await pollOnce(client, config, { dryRun: o.dryRun });
-          const verb = o.dryRun ? 'would signal' : 'signalled';
-          process.stdout.write(
-            `poll: ${r.firingAlerts} firing alert(s) in Prometheus; ${verb} ${r.signalled.length}, ${r.unchanged} unchanged, ` +
-              `${r.ignored} ignored, ${r.rejected} rejected\n` +
-              r.signalled
-                .map((s) => `  ${s.status.padEnd(8)} ${s.service} on ${s.host} (${s.alertnames.join(', ')})\n`)
-                .join('') +
-              r.notActedOn
-                .slice(0, 20)
-                .map(
-                  (x) =>
-                    `  not acted on: ${x.service ?? '?'} on ${x.host ?? '?'} (${x.alertname ?? '?'}): ${x.reason}\n`,
-                )
-                .join('') +
-              (r.notActedOn.length > 20 ? `  ... and ${r.notActedOn.length - 20} more not acted on\n` : '') +
-              r.notes.map((n) => `  note: ${n}\n`).join(''),
-          );
+          process.stdout.write(pollSummary(r, !!o.dryRun));
         } catch (err) {
           if (isUnavailable(err)) mapActionError(err);
           throw new CliError(`poll failed: ${(err as Error).message}`, EXIT.error);

@@ -2,6 +2,7 @@
 import type { ServiceSummary, UnreadableSummary } from '../client/actions';
 import { formatDuration } from '../policy/duration';
 import type { ServiceStateView } from '../workflows/definitions';
+import type { PollReport } from './poll';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -116,4 +117,21 @@ export function unreadableReport(services: (ServiceSummary | UnreadableSummary)[
     `${bad.length} service(s) could not be read (the others are current):`,
     ...bad.map((s) => `  ${s.service} on ${s.host}: ${s.readError}`),
   ].join('\n');
+}
+
+/** What one `selfheal poll` pass did, for the terminal. */
+export function pollSummary(r: PollReport, dryRun: boolean): string {
+  const notActedOn = r.notActedOn
+    .slice(0, 20)
+    .map((x) => `  not acted on: ${x.service ?? '?'} on ${x.host ?? '?'} (${x.alertname ?? '?'}): ${x.reason}\n`);
+  return (
+    `poll: ${r.firingAlerts} firing alert(s) in Prometheus; ${dryRun ? 'would signal' : 'signalled'} ${r.signalled.length}, ` +
+    `${r.unchanged} unchanged, ${r.ignored} ignored, ${r.rejected} rejected\n` +
+    r.signalled
+      .map((s) => `  ${s.status.padEnd(8)} ${s.service} on ${s.host} (${s.alertnames.join(', ')})\n`)
+      .join('') +
+    notActedOn.join('') +
+    (r.notActedOn.length > 20 ? `  ... and ${r.notActedOn.length - 20} more not acted on\n` : '') +
+    r.notes.map((n) => `  note: ${n}\n`).join('')
+  );
 }

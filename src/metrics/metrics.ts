@@ -2,49 +2,18 @@
 // by whoever builds it (the app or the worker), never prom-client's global registry.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config';
-import { STATUS_VALUE, type Status } from '../policy/policy';
 import { ESCALATION_EVENTS } from '../workflows/definitions';
+import { createStateGauges, type StateGaugeOptions, type StateSource } from './state-gauges';
 
-export interface ServiceGaugeState {
-  host: string;
-  service: string;
-  status: Status;
-  phase: string;
-  consecutiveFailures: number;
-  /** Known when read from the workflow itself (not from the visibility index). */
-  restartsLastHour?: number;
-}
+export {
+  type ServiceGaugeState,
+  type ServiceStateRead,
+  type ServiceStateReadError,
+  type StateReadErrorReason,
+  type StateSource,
+} from './state-gauges';
 
-/** A service whose state could not be read this time; `error` is a low-cardinality reason code. */
-export interface ServiceStateReadError {
-  host: string;
-  service: string;
-  error: StateReadErrorReason;
-}
-
-/** Why a state read failed: Temporal did not answer in time or at all, or the workflow could not answer. */
-export type StateReadErrorReason = 'unavailable' | 'query-failed' | 'error';
-
-export type ServiceStateRead = ServiceGaugeState | ServiceStateReadError;
-
-/**
- * Supplies the current state of every guarded service when /metrics is scraped, one entry per service.
- * It rejects only when nothing could be read at all (then every service counts as failed, `unavailable`).
- */
-export type StateSource = () => Promise<ServiceStateRead[]>;
-
-/** How long a service's last good state is still exported after its reads start failing. */
-export const DEFAULT_MAX_STATE_AGE_MS = 120_000;
-
-export interface MetricsOptions {
-  /** Past this age a service's last good state is no longer exported (default 2 min). */
-  maxStateAgeMs?: number;
-  /** One read serves every gauge of a scrape, and scrapes within this window (default 1 s). */
-  readCacheMs?: number;
-  now?: () => number;
-}
-
-const isReadError = (r: ServiceStateRead): r is ServiceStateReadError => 'error' in r;
+export type MetricsOptions = StateGaugeOptions;
 
 export interface SelfhealMetrics {
   registry: Registry;
@@ -71,29 +40,7 @@ export interface SelfhealMetrics {
   initServices(config: Config): void;
 }
 
-/** What one scrape exports for one service. */
-interface ServiceSnapshot {
-  host: string;
-  service: string;
-  /** The state to export: fresh, or the last good one within the bound; null when there is none. */
-  state: ServiceGaugeState | null;
-  /** This scrape's read of the service failed. */
-  stale: boolean;
-  /** Seconds since the last good read; null when it was never read. */
-  ageSeconds: number | null;
-}
-
 export function createMetrics(registry = new Registry(), opts: MetricsOptions = {}): SelfhealMetrics {
-  const maxStateAgeMs = opts.maxStateAgeMs ?? DEFAULT_MAX_STATE_AGE_MS;
-  const readCacheMs = opts.readCacheMs ?? 1_000;
-  const now = opts.now ?? Date.now;
-  let source: StateSource | null = null;
-  /** Configured services (host/service), so a failed whole read still knows whom it failed for. */
-  const configured = new Map<string, { host: string; service: string }>();
-  /** The last good state of each service and when it was read. */
-  const lastGood = new Map<string, { state: ServiceGaugeState; readAt: number }>();
-  const keyOf = (s: { host: string; service: string }) => `${s.host}\u0000${s.service}`;
-
   const restarts = new Counter({
     name: 'selfhealing_restarts_total',
     help: 'Restarts performed by self-healing, by result of their verification.',
@@ -106,163 +53,19 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
     labelNames: ['host', 'service', 'reason'] as const,
     registers: [registry],
   });
-
-  // The state gauges are computed at scrape time from the durable workflow state, so a restarted
-  // process reports the truth on its first scrape instead of zeros. `undefined` leaves a service out.
-  const stateGauge = (name: string, help: string, value: (s: ServiceGaugeState) => number | undefined) =>
-    new Gauge({
-      name,
-      help: `${help} (from the workflow state).`,
-      labelNames: ['host', 'service'] as const,
-      registers: [registry],
-      async collect() {
-        const snapshot = await states();
-        this.reset();
-        for (const s of snapshot) {
-          const v = s.state ? value(s.state) : undefined;
-          if (v !== undefined) this.set({ host: s.host, service: s.service }, v);
-        }
-      },
-    });
-  stateGauge(
-    'selfhealing_consecutive_failures',
-    'Consecutive failed remediation attempts of the service',
-    (s) => s.consecutiveFailures,
-  );
-  stateGauge(
-    'selfhealing_service_status',
-    'Self-healing status of the service: 0 OK, 1 HEALING, 2 CRITICAL',
-    (s) => STATUS_VALUE[s.status],
-  );
-  stateGauge(
-    'selfhealing_budget_exhausted',
-    '1 while the service has used up its hourly restart budget and self-healing waits',
-    (s) => (s.phase === 'exhausted' ? 1 : 0),
-  );
-  stateGauge(
-    'selfhealing_restarts_last_hour',
-    'Restarts of the service in the sliding hour the budget counts',
-    (s) => s.restartsLastHour,
-  );
-
-  // Whether each exported state is current: a read that fails for one service marks only that one.
-  new Gauge({
-    name: 'selfhealing_state_stale',
-    help: "1 when this scrape could not read the service's workflow state (the state gauges show the last good read, or nothing), else 0.",
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      const snapshot = await states();
-      this.reset();
-      for (const s of snapshot) this.set({ host: s.host, service: s.service }, s.stale ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'selfhealing_state_age_seconds',
-    help: `Seconds since the service's workflow state was last read successfully (its state gauges disappear past ${maxStateAgeMs / 1000} s).`,
-    labelNames: ['host', 'service'] as const,
-    registers: [registry],
-    async collect() {
-      const snapshot = await states();
-      this.reset();
-      for (const s of snapshot) {
-        if (s.ageSeconds !== null) this.set({ host: s.host, service: s.service }, s.ageSeconds);
-      }
-    },
-  });
-  const readErrors = new Counter({
-    name: 'selfhealing_state_read_errors_total',
-    help: "Failed reads of a service's workflow state at scrape time, by reason (unavailable, query-failed, error).",
-    labelNames: ['host', 'service', 'reason'] as const,
-    registers: [registry],
-    // Counted by the read this scrape runs.
-    async collect() {
-      await states();
-    },
-  });
+  const state = createStateGauges(registry, opts);
   const guarded = new Gauge({
     name: 'selfhealing_service_guarded',
     help: 'Always 1 for every configured service, from the config alone (whatever Temporal answers).',
     labelNames: ['host', 'service'] as const,
     registers: [registry],
   });
-
-  let temporalProbe: (() => Promise<unknown>) | null = null;
-  const temporalUp = new Gauge({
-    name: 'selfhealing_temporal_up',
-    help: '1 when the last request to Temporal for state succeeded, else 0.',
-    registers: [registry],
-    async collect() {
-      // A standalone control worker asks Temporal itself; the API learns it from the state read.
-      if (temporalProbe)
-        this.set(
-          await temporalProbe().then(
-            () => 1,
-            () => 0,
-          ),
-        );
-      else await states();
-    },
-  });
-
   const auditWritable = new Gauge({
     name: 'selfhealing_audit_log_writable',
     help: '1 while the audit log can be written, 0 while lines are being held back.',
     registers: [registry],
   });
   auditWritable.set(1);
-
-  /** One read: remember what succeeded, count what failed, and decide what each service exports. */
-  async function readOnce(read: StateSource): Promise<ServiceSnapshot[]> {
-    let reads: ServiceStateRead[];
-    try {
-      reads = await read();
-    } catch {
-      const known = new Map(configured);
-      for (const [k, v] of lastGood) if (!known.has(k)) known.set(k, { host: v.state.host, service: v.state.service });
-      reads = [...known.values()].map((s) => ({ ...s, error: 'unavailable' as const }));
-    }
-    const at = now();
-    const failed = reads.filter(isReadError);
-    // Reachable unless nothing answered: one workflow failing its query says nothing about Temporal.
-    temporalUp.set(
-      reads.length > 0 && failed.length === reads.length && failed.every((f) => f.error === 'unavailable') ? 0 : 1,
-    );
-    const out: ServiceSnapshot[] = [];
-    for (const r of reads) {
-      const key = keyOf(r);
-      if (!isReadError(r)) {
-        lastGood.set(key, { state: r, readAt: at });
-        out.push({ host: r.host, service: r.service, state: r, stale: false, ageSeconds: 0 });
-        continue;
-      }
-      readErrors.inc({ host: r.host, service: r.service, reason: r.error });
-      const last = lastGood.get(key);
-      const ageMs = last ? at - last.readAt : null;
-      out.push({
-        host: r.host,
-        service: r.service,
-        state: last && ageMs! <= maxStateAgeMs ? last.state : null,
-        stale: true,
-        ageSeconds: ageMs === null ? null : Math.round(ageMs / 1000),
-      });
-    }
-    return out;
-  }
-
-  // One scrape runs every state gauge's collect(); they share a single state read.
-  let inflight: Promise<ServiceSnapshot[]> | null = null;
-  function states(): Promise<ServiceSnapshot[]> {
-    if (!source) return Promise.resolve([]);
-    if (!inflight) {
-      const current = readOnce(source).finally(() => {
-        if (readCacheMs <= 0) inflight = null;
-        else setTimeout(() => (inflight === current ? (inflight = null) : undefined), readCacheMs).unref();
-      });
-      inflight = current;
-    }
-    return inflight;
-  }
 
   const metrics: SelfhealMetrics = {
     registry,
@@ -333,16 +136,12 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
       help: 'Held-back audit log lines dropped because the backlog was full (they remain in Temporal history).',
       registers: [registry],
     }),
-    temporalUp,
-    setStateSource(s) {
-      source = s;
-    },
-    setTemporalProbe(p) {
-      temporalProbe = p;
-    },
+    temporalUp: state.temporalUp,
+    setStateSource: state.setSource,
+    setTemporalProbe: state.setProbe,
     initServices(config) {
       for (const s of config.services) {
-        configured.set(keyOf({ host: s.host, service: s.name }), { host: s.host, service: s.name });
+        state.addService({ host: s.host, service: s.name });
         guarded.set({ host: s.host, service: s.name }, 1);
         for (const result of ['success', 'failure']) restarts.inc({ host: s.host, service: s.name, result }, 0);
         for (const reason of ESCALATION_EVENTS) escalations.inc({ host: s.host, service: s.name, reason }, 0);

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { pauseDurationProblem } from '../../client/actions';
 import { ActionError } from '../../client/call';
@@ -25,20 +24,13 @@ const STATUS_FOR: Record<ActionError['code'], number> = {
   unreadable: 502,
 };
 
-function sendActionError(reply: FastifyReply, err: unknown) {
-  if (err instanceof ActionError) {
-    const code = STATUS_FOR[err.code];
-    return reply.code(code).send({
-      error:
-        { 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable' }[
-          code
-        ] ?? 'Error',
-      message: err.message,
-      ...(code === 503 ? { retryable: true } : {}),
-    });
-  }
-  throw err;
-}
+const REASON: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  409: 'Conflict',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 const errors = {
   400: ErrorSchema,
@@ -58,20 +50,24 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
   );
   const adminGuard = requireToken(() => [config.api.adminToken], config.api.insecure, 'admin token');
 
+  // What an action could not do, with its status; anything else goes on to the app's error handler.
+  app.setErrorHandler((err, _request, reply) => {
+    if (!(err instanceof ActionError)) throw err;
+    const code = STATUS_FOR[err.code];
+    return reply
+      .code(code)
+      .send({ error: REASON[code], message: err.message, ...(code === 503 ? { retryable: true } : {}) });
+  });
+
   app.get(
     '/services',
     {
       onRequest: readGuard,
       schema: { response: { 200: Type.Object({ services: Type.Array(ServiceSummarySchema) }), ...errors } },
     },
-    async (_request, reply) => {
-      try {
-        const services = config.temporal.searchAttributes ? await actions.listFromVisibility() : await actions.list();
-        return { services };
-      } catch (err) {
-        return sendActionError(reply, err);
-      }
-    },
+    async () => ({
+      services: config.temporal.searchAttributes ? await actions.listFromVisibility() : await actions.list(),
+    }),
   );
 
   app.get(
@@ -86,14 +82,10 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         },
       },
     },
-    async (request, reply) => {
-      try {
-        const svc = actions.resolve(request.params.service, request.params.host);
-        const state = await actions.state(svc.host, svc.name);
-        return { summary: actions.summaryOf(svc, state), state };
-      } catch (err) {
-        return sendActionError(reply, err);
-      }
+    async (request) => {
+      const svc = actions.resolve(request.params.service, request.params.host);
+      const state = await actions.state(svc.host, svc.name);
+      return { summary: actions.summaryOf(svc, state), state };
     },
   );
 
@@ -110,35 +102,22 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         response: { 200: ActionResultSchema, ...errors },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const action = request.params.action;
       const body = request.body ?? {};
       const p = { by: body.by ?? 'api', reason: body.reason };
-      try {
-        const svc = actions.resolve(request.params.service, request.params.host);
-        let forMs: number | null = null;
-        if (body.for !== undefined) {
-          if (action !== 'pause') throw new ActionError('invalid', '"for" applies to pause only');
-          forMs = parseDuration(body.for);
-          if (!forMs)
-            throw new ActionError('invalid', `"for": ${JSON.stringify(body.for)} is not a duration like 30m or 2h`);
-          const problem = pauseDurationProblem(forMs, '"for"');
-          if (problem) throw new ActionError('invalid', `"for": ${body.for} is ${problem}`);
-        }
-        request.log.info({ action, host: svc.host, service: svc.name, by: p.by }, 'human action');
-        switch (action) {
-          case 'approve':
-            return await actions.approve(svc, p);
-          case 'skip':
-            return await actions.skip(svc, p);
-          case 'pause':
-            return await actions.pause(svc, { ...p, forMs });
-          case 'resume':
-            return await actions.resume(svc, p);
-        }
-      } catch (err) {
-        return sendActionError(reply, err);
+      const svc = actions.resolve(request.params.service, request.params.host);
+      let forMs: number | null = null;
+      if (body.for !== undefined) {
+        if (action !== 'pause') throw new ActionError('invalid', '"for" applies to pause only');
+        forMs = parseDuration(body.for);
+        if (!forMs)
+          throw new ActionError('invalid', `"for": ${JSON.stringify(body.for)} is not a duration like 30m or 2h`);
+        const problem = pauseDurationProblem(forMs, '"for"');
+        if (problem) throw new ActionError('invalid', `"for": ${body.for} is ${problem}`);
       }
+      request.log.info({ action, host: svc.host, service: svc.name, by: p.by }, 'human action');
+      return action === 'pause' ? actions.pause(svc, { ...p, forMs }) : actions[action](svc, p);
     },
   );
 };
