@@ -15,6 +15,7 @@ import {
   localPath,
   optionalText,
   raw,
+  readableFile,
   readSection,
   size,
   stringList,
@@ -73,8 +74,22 @@ export const TEMPORAL = {
   uiUrl: httpUrl('uiUrl', (t) => (t.address === 'embedded' ? `http://127.0.0.1:${t.uiPort as number}` : null)),
 };
 
+/** `api.tls`: the API's own certificate; with clientCaFile, clients must present one it signed. */
+export const API_TLS = {
+  certFile: readableFile('certFile', true),
+  keyFile: readableFile('keyFile', true),
+  clientCaFile: readableFile('clientCaFile', false),
+};
+export type ApiTlsConfig = Fields<typeof API_TLS>;
+
 export const API = {
   listen: listen('listen', '127.0.0.1:5000'),
+  /** HTTPS (and mutual TLS with clientCaFile); required on a non-loopback listen address. */
+  tls: custom<ApiTlsConfig | null>('tls', (c, v, path, ctx) =>
+    v === undefined || v === null || v === false ? null : readSection(c, v, path, API_TLS, ctx.cwd),
+  ),
+  /** Serve plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy or inside a container network). */
+  allowPlaintext: flag('allowPlaintext', false),
   token: optionalText('token'),
   adminToken: optionalText('adminToken'),
   /** Allow running without tokens; only honoured on a loopback address. */
