@@ -13,7 +13,7 @@ import { Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { projectRoot, temporalCliPath } from '../../src/temporal/binaries';
 import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
-import { freePorts } from './ports';
+import { freePortsBelow } from './ports';
 import { waitFor } from './wait';
 
 const run = promisify(execFile);
@@ -70,7 +70,7 @@ export class TemporalCluster {
     if (why) throw new Error(why);
     const dir = mkdtempSync(join(tmpdir(), 'selfheal-cluster-'));
     chownSync(dir, Number((await run('id', ['-u', 'postgres'])).stdout), 0);
-    const ports = await freePorts(12);
+    const ports = await freePortsBelow(12);
     const cluster = new TemporalCluster(dir, ports[0], ports[1], ports);
     try {
       await cluster.startPostgres();
@@ -152,7 +152,6 @@ export class TemporalCluster {
     c.services.history.rpc = rpc(history, historyM);
     c.services.worker.rpc = rpc(worker, workerM);
     c.clusterMetadata.clusterInformation.active.rpcAddress = `127.0.0.1:${frontend}`;
-    c.archival = { history: { state: 'disabled' }, visibility: { state: 'disabled' } };
     const dynamic = join(this.dir, 'dynamicconfig.yaml');
     writeFileSync(dynamic, readFileSync(join(SERVER_DIR, 'config', 'dynamicconfig', 'development-sql.yaml')));
     c.dynamicConfigClient = { filepath: dynamic, pollInterval: '10s' };
@@ -172,19 +171,23 @@ export class TemporalCluster {
     server.stdout?.pipe(log);
     server.stderr?.pipe(log);
     this.server = server;
-    await waitFor(
-      async () => {
-        if (server.exitCode !== null) throw new Error(`the Temporal server exited (${server.exitCode})`);
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      if (server.exitCode !== null) throw new Error(`the Temporal server exited (${server.exitCode})`);
+      try {
         const conn = await Connection.connect({ address: this.address, connectTimeout: '2s' });
         try {
           await conn.workflowService.getSystemInfo({});
-          return true;
+          return;
         } finally {
           await conn.close();
         }
-      },
-      { what: `the Temporal server on ${this.address}`, timeoutMs: 90_000, intervalMs: 500 },
-    );
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new Error(`the Temporal server on ${this.address} did not answer: ${String(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   private async createNamespace(namespace: string): Promise<void> {
