@@ -184,7 +184,7 @@ export class TemporalCluster {
         }
       } catch (err) {
         if (Date.now() > deadline)
-          throw new Error(`the Temporal server on ${this.address} did not answer: ${String(err)}`);
+          throw new Error(`the Temporal server on ${this.address} did not answer: ${String(err)}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 500));
     }
