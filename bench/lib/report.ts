@@ -1,4 +1,5 @@
 // Turns the results into a readable stdout summary and the Markdown section of BENCHMARKS.md.
+import { renderClusterMarkdown, type ClusterResults } from '../cluster';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
@@ -20,6 +21,7 @@ export interface BenchResults {
   history?: HistoryResults;
   webhook?: WebhookResults;
   entities?: EntitiesResults;
+  cluster?: ClusterResults;
   errors: Record<string, string>;
 }
 
@@ -279,6 +281,8 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.webhook) parts.push(webhookSection(r.webhook), '');
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
+  if (r.cluster)
+    parts.push('### Temporal cluster (PostgreSQL) vs the dev server', '', renderClusterMarkdown(r.cluster), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');
   parts.push(MARK_END);
   return parts.join('\n');

@@ -42,9 +42,10 @@ export const SECTIONS = [
 
 export const TLS = {
   serverName: optionalText('serverName'),
-  caFile: optionalText('caFile'),
-  certFile: optionalText('certFile'),
-  keyFile: optionalText('keyFile'),
+  /** Checked when the config loads (line-numbered problem), not when the first connection fails. */
+  caFile: readableFile('caFile', false),
+  certFile: readableFile('certFile', false),
+  keyFile: readableFile('keyFile', false),
 };
 export type TlsConfig = Fields<typeof TLS>;
 

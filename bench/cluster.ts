@@ -1,0 +1,301 @@
+// 5. The same ingest and storm figures on a real Temporal cluster (the Temporal server on
+// PostgreSQL, test/helpers/temporal-cluster.ts, built by scripts/cluster.mjs) and on the embedded dev
+// server, side by side in one run:
+//   ingest: 1-alert webhook requests/s and p50/p99 (real Fastify app, load generator in a child
+//     process) against a raw `client.workflow.signalWithStart` of the same signal at the same
+//     concurrency, rounds interleaved;
+//   storm: N distinct services alerted at once (requests of 100 alerts, all in flight): time until
+//     every request was accepted, and until every workflow is in `validating` (visibility count).
+// The control and host workers (FakeManager) and the API run in this process, as in the webhook bench.
+import type { FastifyInstance } from 'fastify';
+import type { Client } from '@temporalio/client';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { AuditLog } from '../src/activities/audit';
+import { buildApp } from '../src/api/app';
+import { signalWithStartService } from '../src/client/signals';
+import { createMetrics } from '../src/metrics/metrics';
+import { alertFiringSignal } from '../src/workflows/definitions';
+import { clusterUnavailable, TemporalCluster } from '../test/helpers/temporal-cluster';
+import { TOKEN, distinctAlertsPayload, fleet, fleetConfig, singleAlertPayload, tempDir } from './lib/fixtures';
+import { LoadGenerator, type LoadJob } from './lib/loadgen';
+import { percentiles, spread, type Spread } from './lib/stats';
+import { treeRssMiB } from './lib/system';
+import { startBenchWorkers, startDevServer } from './lib/temporal';
+
+export interface IngestRound {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+export interface TargetResult {
+  target: 'dev server' | 'cluster';
+  startSeconds: number;
+  webhook: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
+  raw: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
+  /** Per-round webhook req/s ÷ raw signalWithStart/s. */
+  ratio: Spread;
+  storm: {
+    services: number;
+    requests: number;
+    acceptedSeconds: number;
+    validatingSeconds: number | null;
+    non200: number;
+    retries: number;
+  };
+  serverRssMiB: number | null;
+}
+
+export interface ClusterResults {
+  skipped?: string;
+  concurrency: number;
+  requestsPerRound: number;
+  rounds: number;
+  stormServices: number;
+  targets: TargetResult[];
+}
+
+interface Target {
+  name: TargetResult['target'];
+  address: string;
+  startSeconds: number;
+  rssMiB: () => number | null;
+  close(): Promise<void>;
+}
+
+const HOSTS = ['node-a', 'node-b'];
+
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  if (!addr || typeof addr !== 'object') throw new Error('the API did not bind');
+  return `http://127.0.0.1:${addr.port}`;
+}
+
+/** `n` calls of `fn(i)`, `concurrency` at a time, closed loop: latencies in ms and elapsed time. */
+async function closedLoop(n: number, concurrency: number, fn: (i: number) => Promise<unknown>) {
+  const latencies: number[] = [];
+  let next = 0;
+  let errors = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const s = performance.now();
+        try {
+          await fn(i);
+          latencies.push(performance.now() - s);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  return { latencies, errors, elapsedMs: performance.now() - t0 };
+}
+
+const summary = (rounds: IngestRound[]) => ({
+  rounds,
+  rps: spread(rounds.map((r) => r.rps)),
+  p50: spread(rounds.map((r) => r.p50)),
+  p99: spread(rounds.map((r) => r.p99)),
+});
+
+async function measure(
+  target: Target,
+  log: (l: string) => void,
+  opts: { concurrency: number; requests: number; rounds: number; storm: number },
+): Promise<TargetResult> {
+  const ingest = fleet(200, HOSTS);
+  const stormFleet = fleet(200 + opts.storm, HOSTS).slice(200);
+  const config = fleetConfig({
+    services: [...ingest, ...stormFleet],
+    address: target.address,
+    dataDir: tempDir(),
+    policy: 'validationWindow: 30m',
+  });
+  const connection = await Connection.connect({ address: target.address });
+  const client: Client = new TemporalClient({ connection, namespace: 'default' });
+  const native = await NativeConnection.connect({ address: target.address });
+  const workers = await startBenchWorkers({ native }, config, HOSTS);
+  const metrics = createMetrics();
+  metrics.initServices(config);
+  const app = await buildApp({ config, client, metrics, audit: new AuditLog(config.audit.file) });
+  const base = await listen(app);
+  const loadgen = LoadGenerator.start();
+  try {
+    const bodies = ingest.map((s, i) => JSON.stringify(singleAlertPayload(s, 5000 + i)));
+    const job = (requests: number, b = bodies, concurrency = opts.concurrency): LoadJob => ({
+      url: `${base}/selfheal/trigger`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      bodies: b,
+      requests,
+      concurrency,
+      maxMs: 120_000,
+      expectStatus: 200,
+    });
+    // The raw SDK call: the same signal-with-start the webhook makes for one alert, nothing else.
+    const payload = (i: number) => ({
+      alertnames: ['ServiceStalled'],
+      alerts: [{ id: `raw-${i}`, name: 'ServiceStalled' }],
+      summary: 'made no progress for 5m',
+    });
+    const raw = (n: number) =>
+      closedLoop(n, opts.concurrency, (i) => {
+        const s = ingest[i % ingest.length];
+        return signalWithStartService(client, config, s.host, s.name, alertFiringSignal, payload(i));
+      });
+    // Warm-up: every ingest workflow started, JIT warm on both paths.
+    await loadgen.run(job(ingest.length));
+    await raw(100);
+    const webhookRounds: IngestRound[] = [];
+    const rawRounds: IngestRound[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      const w = await loadgen.run(job(opts.requests));
+      const wp = percentiles(w.latenciesMs);
+      webhookRounds.push({ rps: (w.completed / w.elapsedMs) * 1000, p50: wp.p50, p99: wp.p99, errors: w.errors });
+      const x = await raw(opts.requests);
+      const xp = percentiles(x.latencies);
+      rawRounds.push({ rps: (x.latencies.length / x.elapsedMs) * 1000, p50: xp.p50, p99: xp.p99, errors: x.errors });
+      log(
+        `  ${target.name} round ${r + 1}: webhook ${webhookRounds[r].rps.toFixed(0)}/s, raw ${rawRounds[r].rps.toFixed(0)}/s`,
+      );
+    }
+
+    // Storm: every storm service alerted at once, 100 alerts a request, all requests in flight;
+    // a request answered other than 200 is sent again (as Alertmanager retries).
+    const stormBodies: string[] = [];
+    for (let i = 0; i < stormFleet.length; i += 100) {
+      stormBodies.push(JSON.stringify(distinctAlertsPayload(stormFleet.slice(i, i + 100), 9000 + i)));
+    }
+    const t0 = performance.now();
+    let pending = stormBodies;
+    let non200 = 0;
+    let retries = 0;
+    while (pending.length) {
+      const res = await Promise.all(pending.map((b) => loadgen.run(job(1, [b], 1))));
+      const failed = pending.filter((_, i) => !res[i].statuses['200']);
+      non200 += failed.length;
+      if (failed.length) retries++;
+      pending = failed;
+      if (retries > 20) throw new Error('storm: requests still refused after 20 retries');
+    }
+    const acceptedSeconds = (performance.now() - t0) / 1000;
+    let validatingSeconds: number | null = null;
+    const query = `SelfhealPhase = "validating" AND SelfhealService STARTS_WITH "app-"`;
+    const deadline = performance.now() + 300_000;
+    while (performance.now() < deadline) {
+      const { count } = await client.workflow.count(query);
+      // The ingest services are validating too (30-minute window): count only the storm's.
+      if (count >= stormFleet.length + ingest.filter((s) => s.name.startsWith('app-')).length) {
+        validatingSeconds = (performance.now() - t0) / 1000;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    log(
+      `  ${target.name} storm: accepted in ${acceptedSeconds.toFixed(1)} s, validating in ${validatingSeconds?.toFixed(1)} s`,
+    );
+    return {
+      target: target.name,
+      startSeconds: target.startSeconds,
+      webhook: summary(webhookRounds),
+      raw: summary(rawRounds),
+      ratio: spread(webhookRounds.map((w, i) => w.rps / rawRounds[i].rps)),
+      storm: {
+        services: stormFleet.length,
+        requests: stormBodies.length,
+        acceptedSeconds,
+        validatingSeconds,
+        non200,
+        retries,
+      },
+      serverRssMiB: target.rssMiB(),
+    };
+  } finally {
+    await loadgen.stop();
+    await app.close();
+    await workers.shutdown();
+    await native.close();
+    await connection.close();
+  }
+}
+
+async function devServerTarget(services: number): Promise<Target> {
+  const t = await startDevServer(services);
+  await t.native.close();
+  await t.client.connection.close();
+  return {
+    name: 'dev server',
+    address: t.address,
+    startSeconds: t.startSeconds,
+    rssMiB: () => treeRssMiB(t.server.pid),
+    close: () => t.close(),
+  };
+}
+
+async function clusterTarget(): Promise<Target> {
+  const t0 = performance.now();
+  const c = await TemporalCluster.start();
+  return {
+    name: 'cluster',
+    address: c.address,
+    startSeconds: (performance.now() - t0) / 1000,
+    rssMiB: () => c.rssBytes() / 2 ** 20,
+    close: () => c.stop(),
+  };
+}
+
+export async function runClusterBench(
+  log: (l: string) => void,
+  opts = { concurrency: 8, requests: 300, rounds: 3, storm: 1000 },
+): Promise<ClusterResults> {
+  const base = {
+    concurrency: opts.concurrency,
+    requestsPerRound: opts.requests,
+    rounds: opts.rounds,
+    stormServices: opts.storm,
+  };
+  const why = clusterUnavailable();
+  if (why) return { ...base, skipped: why, targets: [] };
+  const targets: TargetResult[] = [];
+  for (const start of [() => devServerTarget(200 + opts.storm), clusterTarget]) {
+    const target = await start();
+    log(`  ${target.name} ready in ${target.startSeconds.toFixed(1)} s (${target.address})`);
+    try {
+      targets.push(await measure(target, log, opts));
+    } finally {
+      await target.close();
+    }
+  }
+  return { ...base, targets };
+}
+
+const f0 = (x: number) => x.toFixed(0);
+const range = (s: Spread, f: (x: number) => string = f0) => `${f(s.median)} [${f(s.min)}–${f(s.max)}]`;
+
+export function renderClusterMarkdown(r: ClusterResults): string {
+  if (r.skipped) return `Cluster section skipped: ${r.skipped}.`;
+  const lines = [
+    `| | ${r.targets.map((t) => t.target).join(' | ')} |`,
+    `|---|${r.targets.map(() => '---').join('|')}|`,
+    `| server ready (s) | ${r.targets.map((t) => t.startSeconds.toFixed(1)).join(' | ')} |`,
+    `| webhook, 1 alert: req/s | ${r.targets.map((t) => range(t.webhook.rps)).join(' | ')} |`,
+    `| webhook p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.webhook.p50)} / ${range(t.webhook.p99)}`).join(' | ')} |`,
+    `| raw signalWithStart/s | ${r.targets.map((t) => range(t.raw.rps)).join(' | ')} |`,
+    `| raw p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.raw.p50)} / ${range(t.raw.p99)}`).join(' | ')} |`,
+    `| webhook ÷ raw (per round) | ${r.targets.map((t) => range(t.ratio, (x) => x.toFixed(2))).join(' | ')} |`,
+    `| storm: ${r.stormServices} services, all accepted (s) | ${r.targets.map((t) => `${t.storm.acceptedSeconds.toFixed(1)} (${t.storm.requests} requests, ${t.storm.non200} refused)`).join(' | ')} |`,
+    `| storm: all in \`validating\` (s) | ${r.targets.map((t) => t.storm.validatingSeconds?.toFixed(1) ?? 'not within 300 s').join(' | ')} |`,
+    `| server RSS after (MiB) | ${r.targets.map((t) => t.serverRssMiB?.toFixed(0) ?? '?').join(' | ')} |`,
+  ];
+  return [
+    `Concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds (webhook and raw interleaved); median [min–max] over rounds.`,
+    '',
+    ...lines,
+  ].join('\n');
+}
