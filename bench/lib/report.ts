@@ -3,6 +3,7 @@ import { renderClusterMarkdown, type ClusterResults } from '../cluster';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
+import { readsSection, type ReadsResult } from '../reads';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
 import type { MachineInfo } from './system';
@@ -21,6 +22,7 @@ export interface BenchResults {
   history?: HistoryResults;
   webhook?: WebhookResults;
   entities?: EntitiesResults;
+  reads?: ReadsResult;
   cluster?: ClusterResults;
   errors: Record<string, string>;
 }
@@ -281,6 +283,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.webhook) parts.push(webhookSection(r.webhook), '');
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
+  if (r.reads) parts.push(readsSection(r.reads), '');
   if (r.cluster)
     parts.push('### Temporal cluster (PostgreSQL) vs the dev server', '', renderClusterMarkdown(r.cluster), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');
