@@ -43,9 +43,13 @@ export interface TargetResult {
     acceptedSeconds: number;
     validatingSeconds: number | null;
     non200: number;
+    /** Statuses of the refused answers (503: Temporal did not accept within api.temporalTimeout). */
+    refused: Record<string, number>;
     retries: number;
   };
   serverRssMiB: number | null;
+  /** The cluster's PostgreSQL (postmaster and backends); null for the dev server (SQLite in its process). */
+  databaseRssMiB: number | null;
 }
 
 export interface ClusterResults {
@@ -62,6 +66,7 @@ interface Target {
   address: string;
   startSeconds: number;
   rssMiB: () => number | null;
+  dbRssMiB: () => number | null;
   close(): Promise<void>;
 }
 
@@ -176,8 +181,14 @@ async function measure(
     let pending = stormBodies;
     let non200 = 0;
     let retries = 0;
+    const refused: Record<string, number> = {};
     while (pending.length) {
       const res = await Promise.all(pending.map((b) => loadgen.run(job(1, [b], 1))));
+      for (const r of res) {
+        for (const [code, n] of Object.entries(r.statuses))
+          if (code !== '200') refused[code] = (refused[code] ?? 0) + n;
+        if (r.errors) refused.transport = (refused.transport ?? 0) + r.errors;
+      }
       const failed = pending.filter((_, i) => !res[i].statuses['200']);
       non200 += failed.length;
       if (failed.length) retries++;
@@ -212,9 +223,11 @@ async function measure(
         acceptedSeconds,
         validatingSeconds,
         non200,
+        refused,
         retries,
       },
       serverRssMiB: target.rssMiB(),
+      databaseRssMiB: target.dbRssMiB(),
     };
   } finally {
     await loadgen.stop();
@@ -234,6 +247,7 @@ async function devServerTarget(services: number): Promise<Target> {
     address: t.address,
     startSeconds: t.startSeconds,
     rssMiB: () => treeRssMiB(t.server.pid),
+    dbRssMiB: () => null,
     close: () => t.close(),
   };
 }
@@ -246,6 +260,7 @@ async function clusterTarget(): Promise<Target> {
     address: c.address,
     startSeconds: (performance.now() - t0) / 1000,
     rssMiB: () => c.rssBytes() / 2 ** 20,
+    dbRssMiB: () => treeRssMiB(c.postgresPid() ?? undefined),
     close: () => c.stop(),
   };
 }
@@ -289,9 +304,21 @@ export function renderClusterMarkdown(r: ClusterResults): string {
     `| raw signalWithStart/s | ${r.targets.map((t) => range(t.raw.rps)).join(' | ')} |`,
     `| raw p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.raw.p50)} / ${range(t.raw.p99)}`).join(' | ')} |`,
     `| webhook ÷ raw (per round) | ${r.targets.map((t) => range(t.ratio, (x) => x.toFixed(2))).join(' | ')} |`,
-    `| storm: ${r.stormServices} services, all accepted (s) | ${r.targets.map((t) => `${t.storm.acceptedSeconds.toFixed(1)} (${t.storm.requests} requests, ${t.storm.non200} refused)`).join(' | ')} |`,
+    `| storm: ${r.stormServices} services, all accepted (s) | ${r.targets
+      .map(
+        (t) =>
+          `${t.storm.acceptedSeconds.toFixed(1)} (${t.storm.requests} requests; ${t.storm.non200} answers refused${
+            t.storm.non200
+              ? `: ${Object.entries(t.storm.refused)
+                  .map(([k, n]) => `${n}× ${k}`)
+                  .join(', ')}, sent again`
+              : ''
+          })`,
+      )
+      .join(' | ')} |`,
     `| storm: all in \`validating\` (s) | ${r.targets.map((t) => t.storm.validatingSeconds?.toFixed(1) ?? 'not within 300 s').join(' | ')} |`,
     `| server RSS after (MiB) | ${r.targets.map((t) => t.serverRssMiB?.toFixed(0) ?? '?').join(' | ')} |`,
+    `| PostgreSQL RSS after (MiB) | ${r.targets.map((t) => t.databaseRssMiB?.toFixed(0) ?? '– (SQLite in the server)').join(' | ')} |`,
   ];
   return [
     `Concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds (webhook and raw interleaved); median [min–max] over rounds.`,

@@ -221,6 +221,15 @@ export class TemporalCluster {
     return m ? Number(m[1]) * 1024 : 0;
   }
 
+  /** The PostgreSQL postmaster's pid (its backends are its children), for the benchmark. */
+  postgresPid(): number | null {
+    try {
+      return Number(readFileSync(join(this.dir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+    } catch {
+      return null;
+    }
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     if (server && server.exitCode === null && server.signalCode === null) {
