@@ -20,7 +20,8 @@ import { clusterUnavailable, TemporalCluster } from '../test/helpers/temporal-cl
 import { TOKEN, distinctAlertsPayload, fleet, fleetConfig, singleAlertPayload, tempDir } from './lib/fixtures';
 import { LoadGenerator, type LoadJob } from './lib/loadgen';
 import { percentiles, spread, type Spread } from './lib/stats';
-import { treeRssMiB } from './lib/system';
+import { readFileSync } from 'node:fs';
+import { childPids, treeRssMiB } from './lib/system';
 import { startBenchWorkers, startDevServer } from './lib/temporal';
 
 export interface IngestRound {
@@ -48,7 +49,7 @@ export interface TargetResult {
     retries: number;
   };
   serverRssMiB: number | null;
-  /** The cluster's PostgreSQL (postmaster and backends); null for the dev server (SQLite in its process). */
+  /** The cluster's PostgreSQL (postmaster and backends, PSS); null for the dev server (SQLite in its process). */
   databaseRssMiB: number | null;
 }
 
@@ -238,6 +239,20 @@ async function measure(
   }
 }
 
+/**
+ * Proportional set size of a process and its descendants, MiB: PostgreSQL's backends share its
+ * buffers, so summing their RSS would count that memory once per backend.
+ */
+function treePssMiB(pid: number | null): number | null {
+  if (!pid) return null;
+  try {
+    const kb = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+    return childPids(pid).reduce((sum, c) => sum + (treePssMiB(c) ?? 0), kb / 1024);
+  } catch {
+    return null;
+  }
+}
+
 async function devServerTarget(services: number): Promise<Target> {
   const t = await startDevServer(services);
   await t.native.close();
@@ -260,7 +275,7 @@ async function clusterTarget(): Promise<Target> {
     address: c.address,
     startSeconds: (performance.now() - t0) / 1000,
     rssMiB: () => c.rssBytes() / 2 ** 20,
-    dbRssMiB: () => treeRssMiB(c.postgresPid() ?? undefined),
+    dbRssMiB: () => treePssMiB(c.postgresPid()),
     close: () => c.stop(),
   };
 }
@@ -318,7 +333,7 @@ export function renderClusterMarkdown(r: ClusterResults): string {
       .join(' | ')} |`,
     `| storm: all in \`validating\` (s) | ${r.targets.map((t) => t.storm.validatingSeconds?.toFixed(1) ?? 'not within 300 s').join(' | ')} |`,
     `| server RSS after (MiB) | ${r.targets.map((t) => t.serverRssMiB?.toFixed(0) ?? '?').join(' | ')} |`,
-    `| PostgreSQL RSS after (MiB) | ${r.targets.map((t) => t.databaseRssMiB?.toFixed(0) ?? '– (SQLite in the server)').join(' | ')} |`,
+    `| PostgreSQL PSS after (MiB, postmaster + backends) | ${r.targets.map((t) => t.databaseRssMiB?.toFixed(0) ?? '– (SQLite in the server)').join(' | ')} |`,
   ];
   return [
     `Concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds (webhook and raw interleaved); median [min–max] over rounds.`,
