@@ -110,11 +110,18 @@ const summary = (rounds: IngestRound[]) => ({
   p99: spread(rounds.map((r) => r.p99)),
 });
 
-async function measure(
+interface Prepared {
+  /** One webhook round then one raw round. */
+  round(): Promise<[IngestRound, IngestRound]>;
+  storm(): Promise<TargetResult['storm']>;
+  close(): Promise<void>;
+}
+
+/** The API, workers and clients on one target, warmed up. */
+async function prepare(
   target: Target,
-  log: (l: string) => void,
-  opts: { concurrency: number; requests: number; rounds: number; storm: number },
-): Promise<TargetResult> {
+  opts: { concurrency: number; requests: number; storm: number },
+): Promise<Prepared> {
   const ingest = fleet(200, HOSTS);
   const stormFleet = fleet(200 + opts.storm, HOSTS).slice(200);
   const config = fleetConfig({
@@ -158,67 +165,56 @@ async function measure(
     // Warm-up: every ingest workflow started, JIT warm on both paths.
     await loadgen.run(job(ingest.length));
     await raw(100);
-    const webhookRounds: IngestRound[] = [];
-    const rawRounds: IngestRound[] = [];
-    for (let r = 0; r < opts.rounds; r++) {
+    const round = async (): Promise<[IngestRound, IngestRound]> => {
       const w = await loadgen.run(job(opts.requests));
       const wp = percentiles(w.latenciesMs);
-      webhookRounds.push({ rps: (w.completed / w.elapsedMs) * 1000, p50: wp.p50, p99: wp.p99, errors: w.errors });
       const x = await raw(opts.requests);
       const xp = percentiles(x.latencies);
-      rawRounds.push({ rps: (x.latencies.length / x.elapsedMs) * 1000, p50: xp.p50, p99: xp.p99, errors: x.errors });
-      log(
-        `  ${target.name} round ${r + 1}: webhook ${webhookRounds[r].rps.toFixed(0)}/s, raw ${rawRounds[r].rps.toFixed(0)}/s`,
-      );
-    }
+      return [
+        { rps: (w.completed / w.elapsedMs) * 1000, p50: wp.p50, p99: wp.p99, errors: w.errors },
+        { rps: (x.latencies.length / x.elapsedMs) * 1000, p50: xp.p50, p99: xp.p99, errors: x.errors },
+      ];
+    };
 
-    // Storm: every storm service alerted at once, 100 alerts a request, all requests in flight;
-    // a request answered other than 200 is sent again (as Alertmanager retries).
-    const stormBodies: string[] = [];
-    for (let i = 0; i < stormFleet.length; i += 100) {
-      stormBodies.push(JSON.stringify(distinctAlertsPayload(stormFleet.slice(i, i + 100), 9000 + i)));
-    }
-    const t0 = performance.now();
-    let pending = stormBodies;
-    let non200 = 0;
-    let retries = 0;
-    const refused: Record<string, number> = {};
-    while (pending.length) {
-      const res = await Promise.all(pending.map((b) => loadgen.run(job(1, [b], 1))));
-      for (const r of res) {
-        for (const [code, n] of Object.entries(r.statuses))
-          if (code !== '200') refused[code] = (refused[code] ?? 0) + n;
-        if (r.errors) refused.transport = (refused.transport ?? 0) + r.errors;
+    const storm = async (): Promise<TargetResult['storm']> => {
+      // Storm: every storm service alerted at once, 100 alerts a request, all requests in flight;
+      // a request answered other than 200 is sent again (as Alertmanager retries).
+      const stormBodies: string[] = [];
+      for (let i = 0; i < stormFleet.length; i += 100) {
+        stormBodies.push(JSON.stringify(distinctAlertsPayload(stormFleet.slice(i, i + 100), 9000 + i)));
       }
-      const failed = pending.filter((_, i) => !res[i].statuses['200']);
-      non200 += failed.length;
-      if (failed.length) retries++;
-      pending = failed;
-      if (retries > 20) throw new Error('storm: requests still refused after 20 retries');
-    }
-    const acceptedSeconds = (performance.now() - t0) / 1000;
-    let validatingSeconds: number | null = null;
-    const query = `SelfhealPhase = "validating" AND SelfhealService STARTS_WITH "app-"`;
-    const deadline = performance.now() + 300_000;
-    while (performance.now() < deadline) {
-      const { count } = await client.workflow.count(query);
-      // The ingest services are validating too (30-minute window): count only the storm's.
-      if (count >= stormFleet.length + ingest.filter((s) => s.name.startsWith('app-')).length) {
-        validatingSeconds = (performance.now() - t0) / 1000;
-        break;
+      const t0 = performance.now();
+      let pending = stormBodies;
+      let non200 = 0;
+      let retries = 0;
+      const refused: Record<string, number> = {};
+      while (pending.length) {
+        const res = await Promise.all(pending.map((b) => loadgen.run(job(1, [b], 1))));
+        for (const r of res) {
+          for (const [code, n] of Object.entries(r.statuses))
+            if (code !== '200') refused[code] = (refused[code] ?? 0) + n;
+          if (r.errors) refused.transport = (refused.transport ?? 0) + r.errors;
+        }
+        const failed = pending.filter((_, i) => !res[i].statuses['200']);
+        non200 += failed.length;
+        if (failed.length) retries++;
+        pending = failed;
+        if (retries > 20) throw new Error('storm: requests still refused after 20 retries');
       }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    log(
-      `  ${target.name} storm: accepted in ${acceptedSeconds.toFixed(1)} s, validating in ${validatingSeconds?.toFixed(1)} s`,
-    );
-    return {
-      target: target.name,
-      startSeconds: target.startSeconds,
-      webhook: summary(webhookRounds),
-      raw: summary(rawRounds),
-      ratio: spread(webhookRounds.map((w, i) => w.rps / rawRounds[i].rps)),
-      storm: {
+      const acceptedSeconds = (performance.now() - t0) / 1000;
+      let validatingSeconds: number | null = null;
+      const query = `SelfhealPhase = "validating" AND SelfhealService STARTS_WITH "app-"`;
+      const deadline = performance.now() + 300_000;
+      while (performance.now() < deadline) {
+        const { count } = await client.workflow.count(query);
+        // The ingest services are validating too (30-minute window): count only the storm's.
+        if (count >= stormFleet.length + ingest.filter((s) => s.name.startsWith('app-')).length) {
+          validatingSeconds = (performance.now() - t0) / 1000;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return {
         services: stormFleet.length,
         requests: stormBodies.length,
         acceptedSeconds,
@@ -226,16 +222,26 @@ async function measure(
         non200,
         refused,
         retries,
-      },
-      serverRssMiB: target.rssMiB(),
-      databaseRssMiB: target.dbRssMiB(),
+      };
     };
-  } finally {
+    return {
+      round,
+      storm,
+      async close() {
+        await loadgen.stop();
+        await app.close();
+        await workers.shutdown();
+        await native.close();
+        await connection.close();
+      },
+    };
+  } catch (err) {
     await loadgen.stop();
     await app.close();
     await workers.shutdown();
     await native.close();
     await connection.close();
+    throw err;
   }
 }
 
@@ -282,7 +288,7 @@ async function clusterTarget(): Promise<Target> {
 
 export async function runClusterBench(
   log: (l: string) => void,
-  opts = { concurrency: 8, requests: 300, rounds: 3, storm: 1000 },
+  opts = { concurrency: 8, requests: 300, rounds: 5, storm: 1000 },
 ): Promise<ClusterResults> {
   const base = {
     concurrency: opts.concurrency,
@@ -292,17 +298,49 @@ export async function runClusterBench(
   };
   const why = clusterUnavailable();
   if (why) return { ...base, skipped: why, targets: [] };
-  const targets: TargetResult[] = [];
-  for (const start of [() => devServerTarget(200 + opts.storm), clusterTarget]) {
-    const target = await start();
-    log(`  ${target.name} ready in ${target.startSeconds.toFixed(1)} s (${target.address})`);
-    try {
-      targets.push(await measure(target, log, opts));
-    } finally {
-      await target.close();
+  // Both targets up at once, their rounds interleaved: the machine's load drifts, and the
+  // comparison between the targets must not depend on which one ran first.
+  const targets: Target[] = [];
+  const prepared: Prepared[] = [];
+  try {
+    for (const start of [() => devServerTarget(200 + opts.storm), clusterTarget]) {
+      const target = await start();
+      targets.push(target);
+      log(`  ${target.name} ready in ${target.startSeconds.toFixed(1)} s (${target.address})`);
+      prepared.push(await prepare(target, opts));
     }
+    const rounds = targets.map(() => [] as [IngestRound, IngestRound][]);
+    for (let r = 0; r < opts.rounds; r++) {
+      for (let i = 0; i < targets.length; i++) {
+        const [w, x] = await prepared[i].round();
+        rounds[i].push([w, x]);
+        log(`  round ${r + 1} ${targets[i].name}: webhook ${w.rps.toFixed(0)}/s, raw ${x.rps.toFixed(0)}/s`);
+      }
+    }
+    const results: TargetResult[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const storm = await prepared[i].storm();
+      log(
+        `  storm ${targets[i].name}: accepted in ${storm.acceptedSeconds.toFixed(1)} s, validating in ${storm.validatingSeconds?.toFixed(1)} s`,
+      );
+      const webhookRounds = rounds[i].map(([w]) => w);
+      const rawRounds = rounds[i].map(([, x]) => x);
+      results.push({
+        target: targets[i].name,
+        startSeconds: targets[i].startSeconds,
+        webhook: summary(webhookRounds),
+        raw: summary(rawRounds),
+        ratio: spread(webhookRounds.map((w, j) => w.rps / rawRounds[j].rps)),
+        storm,
+        serverRssMiB: targets[i].rssMiB(),
+        databaseRssMiB: targets[i].dbRssMiB(),
+      });
+    }
+    return { ...base, targets: results };
+  } finally {
+    for (const p of prepared) await p.close().catch(() => undefined);
+    for (const t of targets) await t.close().catch(() => undefined);
   }
-  return { ...base, targets };
 }
 
 const f0 = (x: number) => x.toFixed(0);
@@ -336,7 +374,7 @@ export function renderClusterMarkdown(r: ClusterResults): string {
     `| PostgreSQL PSS after (MiB, postmaster + backends) | ${r.targets.map((t) => t.databaseRssMiB?.toFixed(0) ?? '– (SQLite in the server)').join(' | ')} |`,
   ];
   return [
-    `Concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds (webhook and raw interleaved); median [min–max] over rounds.`,
+    `Both servers up at once; concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds interleaved (dev server webhook, raw, cluster webhook, raw); then one storm on each. Median [min–max] over rounds.`,
     '',
     ...lines,
   ].join('\n');
