@@ -16,13 +16,12 @@ import { buildApp } from '../src/api/app';
 import { signalWithStartService } from '../src/client/signals';
 import { createMetrics } from '../src/metrics/metrics';
 import { alertFiringSignal } from '../src/workflows/definitions';
-import { clusterUnavailable, TemporalCluster } from '../test/helpers/temporal-cluster';
+import { clusterUnavailable } from '../test/helpers/temporal-cluster';
 import { TOKEN, distinctAlertsPayload, fleet, fleetConfig, singleAlertPayload, tempDir } from './lib/fixtures';
 import { LoadGenerator, type LoadJob } from './lib/loadgen';
 import { percentiles, spread, type Spread } from './lib/stats';
-import { readFileSync } from 'node:fs';
-import { childPids, treeRssMiB } from './lib/system';
-import { startBenchWorkers, startDevServer } from './lib/temporal';
+import { clusterTarget, devServerTarget, type Target } from './lib/targets';
+import { startBenchWorkers } from './lib/temporal';
 
 export interface IngestRound {
   rps: number;
@@ -32,7 +31,7 @@ export interface IngestRound {
 }
 
 export interface TargetResult {
-  target: 'dev server' | 'cluster';
+  target: Target['name'];
   startSeconds: number;
   webhook: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
   raw: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
@@ -60,15 +59,6 @@ export interface ClusterResults {
   rounds: number;
   stormServices: number;
   targets: TargetResult[];
-}
-
-interface Target {
-  name: TargetResult['target'];
-  address: string;
-  startSeconds: number;
-  rssMiB: () => number | null;
-  dbRssMiB: () => number | null;
-  close(): Promise<void>;
 }
 
 const HOSTS = ['node-a', 'node-b'];
@@ -243,47 +233,6 @@ async function prepare(
     await connection.close();
     throw err;
   }
-}
-
-/**
- * Proportional set size of a process and its descendants, MiB: PostgreSQL's backends share its
- * buffers, so summing their RSS would count that memory once per backend.
- */
-function treePssMiB(pid: number | null): number | null {
-  if (!pid) return null;
-  try {
-    const kb = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
-    return childPids(pid).reduce((sum, c) => sum + (treePssMiB(c) ?? 0), kb / 1024);
-  } catch {
-    return null;
-  }
-}
-
-async function devServerTarget(services: number): Promise<Target> {
-  const t = await startDevServer(services);
-  await t.native.close();
-  await t.client.connection.close();
-  return {
-    name: 'dev server',
-    address: t.address,
-    startSeconds: t.startSeconds,
-    rssMiB: () => treeRssMiB(t.server.pid),
-    dbRssMiB: () => null,
-    close: () => t.close(),
-  };
-}
-
-async function clusterTarget(): Promise<Target> {
-  const t0 = performance.now();
-  const c = await TemporalCluster.start();
-  return {
-    name: 'cluster',
-    address: c.address,
-    startSeconds: (performance.now() - t0) / 1000,
-    rssMiB: () => c.rssBytes() / 2 ** 20,
-    dbRssMiB: () => treePssMiB(c.postgresPid()),
-    close: () => c.stop(),
-  };
 }
 
 export async function runClusterBench(
