@@ -79,6 +79,17 @@ describe('selfheal CLI', () => {
     }
   });
 
+  it('the long-running commands load their runtime when run from sources (no dist/)', async () => {
+    // `selfheal api` without tokens reaches the API's own refusal only after loading src/runtime.ts.
+    const port = await freePort();
+    const cfg = join(dir, 'from-source.yaml');
+    writeFileSync(cfg, `api: { listen: "127.0.0.1:${port}" }\nservices: [ { name: a.service, host: h } ]\n`);
+    const r = await runCli(['api', '--config', cfg], { env: { SELFHEAL_FROM_SOURCE: '1' } });
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stderr, /Cannot find module/);
+    assert.match(r.stderr, /api\.token and api\.adminToken are not set/);
+  });
+
   it('says clearly when Temporal is unreachable (exit 4)', async () => {
     const port = await freePort();
     const cfg = join(dir, 'down.yaml');
