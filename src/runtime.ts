@@ -3,7 +3,6 @@
 // `dev-server` run one part each. Ctrl-C stops everything in order.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
@@ -12,7 +11,9 @@ import { watchAudit } from './activities/control';
 import { startApiServer, type ApiServer } from './api/server';
 import { ServiceActions } from './client/actions';
 import { servicesOnHost, type Config } from './config/config';
-import { hostNameProblem } from './config/names';
+import { resolveHost } from './config/names';
+
+export { resolveHost };
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
 import { workflowStateSource } from './metrics/state-source';
@@ -45,14 +46,6 @@ export interface Running {
   stop(): Promise<void>;
   /** Resolves when a worker stops on its own (fatal error) or stop() was called. */
   done: Promise<void>;
-}
-
-/** --host, else SELFHEAL_HOST, else the machine's hostname (short form). */
-export function resolveHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const h = flag ?? env.SELFHEAL_HOST ?? hostname().split('.')[0];
-  const problem = hostNameProblem(h);
-  if (problem) throw new Error(`host name ${JSON.stringify(h)} ${problem}`);
-  return h;
 }
 
 let runtimeInstalled = false;

@@ -2,6 +2,7 @@
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
+import { readsSection, type ReadsResult } from '../reads';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
 import type { MachineInfo } from './system';
@@ -20,6 +21,7 @@ export interface BenchResults {
   history?: HistoryResults;
   webhook?: WebhookResults;
   entities?: EntitiesResults;
+  reads?: ReadsResult;
   errors: Record<string, string>;
 }
 
@@ -279,6 +281,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.webhook) parts.push(webhookSection(r.webhook), '');
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
+  if (r.reads) parts.push(readsSection(r.reads), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');
   parts.push(MARK_END);
   return parts.join('\n');
