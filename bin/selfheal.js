@@ -36,15 +36,18 @@ function exitAfterOutput(code) {
   process.exitCode = code;
   const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
   let left = pending.length;
-  const done = () => {
-    if (--left <= 0) process.exit(code);
-  };
   if (left === 0) return process.exit(code);
   for (const s of pending) {
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      if (--left === 0) process.exit(code);
+    };
+    s.once('drain', done);
     // A reader that went away (EPIPE) will never drain: nothing more to wait for.
     s.once('error', done);
     s.once('close', done);
-    s.once('drain', done);
   }
 }
 
