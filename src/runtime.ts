@@ -19,6 +19,7 @@ import { serveMetrics } from './metrics/server';
 import { workflowStateSource } from './metrics/state-source';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
+import { superviseDevServer, type SupervisedDevServer } from './temporal/supervisor';
 import { ensureSearchAttributes } from './temporal/search-attributes';
 import { createControlWorker, createHostWorker } from './worker/workers';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from './workflows/definitions';
@@ -143,16 +144,22 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
   };
 
   try {
-    let devServer: DevServer | null = null;
-    if (opts.devServer && config.temporal.embedded) {
-      out(`starting the embedded Temporal dev server (SQLite in ${shortPath(config.temporal.dataDir)}) ...`);
-      devServer = await DevServer.start(DevServer.optionsFor(config));
-      const ds = devServer;
-      cleanups.push(() => ds.stop());
-    }
-
     const metrics = createMetrics();
     metrics.initServices(config);
+    let devServer: DevServer | null = null;
+    let supervised: SupervisedDevServer | null = null;
+    if (opts.devServer && config.temporal.embedded) {
+      out(`starting the embedded Temporal dev server (SQLite in ${shortPath(config.temporal.dataDir)}) ...`);
+      const serverOpts = DevServer.optionsFor(config);
+      devServer = await DevServer.start(serverOpts, out);
+      const sv = (supervised = superviseDevServer(devServer, serverOpts, {
+        out,
+        onDown: () => metrics.temporalUp.set(0),
+        onRestarted: () => metrics.embeddedTemporalRestarts.inc(),
+      }));
+      cleanups.push(() => sv.stop());
+    }
+
     const audit = new AuditLog(config.audit.file);
     watchAudit(audit, metrics, (message, attrs) => out(`${message} ${JSON.stringify(attrs)}`));
     cleanups.push(async () => audit.close());
@@ -240,9 +247,10 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     out(lines.join('\n'));
 
     // A worker that stops on its own (fatal error) ends the process too.
-    const done = runs.length
-      ? Promise.race(runs.map((r) => r.then(() => undefined)))
-      : new Promise<void>(() => undefined);
+    const done = Promise.race([
+      ...(runs.length ? runs.map((r) => r.then(() => undefined)) : [new Promise<void>(() => undefined)]),
+      ...(supervised ? [supervised.failed] : []),
+    ]);
     let stopped: Promise<void> | null = null;
     return { config, devServer, api, workers, metrics, stop: () => (stopped ??= stopAll()), done };
   } catch (err) {

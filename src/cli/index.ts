@@ -111,7 +111,7 @@ Examples:
     .addOption(configOpt())
     .action(async (o: { config?: string }) => {
       const config = readConfig(o.config);
-      const server = await DevServer.start(DevServer.optionsFor(config));
+      const server = await DevServer.start(DevServer.optionsFor(config), (l) => process.stdout.write(l + '\n'));
       process.stdout.write(
         `Temporal dev server at ${server.address}, UI ${server.uiUrl}, state ${server.dbFile}\nPress Ctrl-C to stop.\n`,
       );
