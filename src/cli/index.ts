@@ -6,6 +6,7 @@ import { resolveHost } from '../runtime';
 import { DevServer } from '../temporal/dev-server';
 import { pollSummary, stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
+import { addSimulateCommand } from './simulate';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
 import {
   CliError,
@@ -221,6 +222,8 @@ Examples:
       const config = readConfig(o.config);
       process.stdout.write(privilegesSnippet(config, resolveHost(o.host), { format: o.format, user: o.user }));
     });
+
+  addSimulateCommand(program);
 
   return program;
 }
