@@ -25,7 +25,7 @@ export async function historyFromPrometheus(
   range: { start: number; end: number; stepSeconds?: number; timeoutMs?: number },
 ): Promise<AlertHistory> {
   const span = Math.max(1, (range.end - range.start) / 1000);
-  const step = Math.max(range.stepSeconds ?? 15, Math.ceil(span / MAX_POINTS));
+  const step = Math.max(range.stepSeconds ?? 1, Math.ceil(span / MAX_POINTS));
   const client = new PrometheusClient(url, range.timeoutMs ?? 60_000);
   const series = await client.queryRange('ALERTS{alertstate="firing"}', { ...range, stepSeconds: step });
   const deliveries: Delivery[] = [];
