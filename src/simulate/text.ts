@@ -26,6 +26,20 @@ export function figures(s: ServiceReport): [string, number | null][] {
   ];
 }
 
+/**
+ * The test server's clock runs in real time while an activity or workflow task is in progress, so
+ * simulated durations carry a jitter of about a second (more on a loaded machine): durations that
+ * differ by less than this are not a difference between policies.
+ */
+export const DURATION_TOLERANCE_S = 5;
+const DURATIONS = new Set(['alert→restart p50 (s)', 'alert→restart p95 (s)', 'time held (s)']);
+
+export function differs(metric: string, a: number | null, b: number | null): boolean {
+  if (a === b) return false;
+  if (a == null || b == null || !DURATIONS.has(metric)) return true;
+  return Math.abs(a - b) > Math.max(DURATION_TOLERANCE_S, 0.01 * Math.max(a, b));
+}
+
 export function compareReports(a: SimulationReport, b: SimulationReport): Difference[] {
   const out: Difference[] = [];
   const byName = new Map(b.services.map((s) => [rowName(s), s]));
@@ -35,7 +49,7 @@ export function compareReports(a: SimulationReport, b: SimulationReport): Differ
     const fy = new Map(y ? figures(y) : []);
     for (const [metric, va] of figures(x)) {
       const vb = fy.get(metric) ?? null;
-      if (va !== vb) out.push({ service: rowName(x), metric, a: va, b: vb });
+      if (differs(metric, va, vb)) out.push({ service: rowName(x), metric, a: va, b: vb });
     }
   }
   return out;
