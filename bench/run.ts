@@ -4,7 +4,7 @@
 // (a partial run writes bench/results/partial.* and leaves both alone).
 //
 //   npm run bench                          # everything (~4 min on 2 cores)
-//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, simulate
+//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, simulate
 //
 // No timed assertions: figures are reported with their spread, compared as ratios within one run.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,16 +15,17 @@ import { runEntitiesBench } from './entities';
 import { runHistoryBench } from './history';
 import { runPolicyBench } from './policy';
 import { runSimulateBench } from './simulate';
+import { runReadsBench } from './reads';
 import { MARK_BEGIN, MARK_END, renderMarkdown, renderSummary, type BenchResults } from './lib/report';
 import { machineInfo } from './lib/system';
 import { runWebhookBench } from './webhook';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(__dirname, 'results');
-const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'simulate'] as const;
+const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'reads', 'simulate'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard bound on the whole run: a hung server must not hang the bench. */
-const OVERALL_LIMIT_MS = 12 * 60_000;
+const OVERALL_LIMIT_MS = 20 * 60_000;
 
 /** 1-minute load average: how busy the shared machine was (2 cores: above 2 means waiting for CPU). */
 const loadavg = () => osLoadavg()[0].toFixed(2);
@@ -108,6 +109,7 @@ async function main(): Promise<number> {
   results.history = await run('history', () => runHistoryBench(log));
   results.webhook = await run('webhook', () => runWebhookBench(log, { services: 200, rounds: 5, concurrency: 8 }));
   results.simulate = await run('simulate', () => runSimulateBench(log, { services: 50, rounds: 3 }));
+  results.reads = await run('reads', () => runReadsBench(log, { sizes: [1000, 10000], rounds: 3 }));
   results.meta.wallSeconds = (performance.now() - started) / 1000;
 
   mkdirSync(RESULTS, { recursive: true });

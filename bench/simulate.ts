@@ -1,4 +1,4 @@
-// 5. `selfheal simulate`: a typical week of alerts for 50 services through the real workflow on the
+// 6. `selfheal simulate`: a typical week of alerts for 50 services through the real workflow on the
 // time-skipping test server, simulated hours per wall-clock second. The first round includes
 // bundling the workflow code (once per process); the rounds after it do not.
 import type { Config } from '../src/config/config';

@@ -20,7 +20,7 @@ const selected = process.argv.slice(2);
 // test, run one at a time after the rest: they start real servers (Temporal dev server,
 // Prometheus, Alertmanager, a systemd user manager) and a 2-core machine is faster running them
 // serially than fighting over CPU.
-const SERIAL_DIRS = ['test/integration', 'test/e2e'];
+const SERIAL_DIRS = ['test/integration', 'test/e2e', 'test/chaos'];
 
 let passed = 0;
 let failed = 0;

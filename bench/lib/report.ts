@@ -3,6 +3,7 @@ import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
 import type { SimulateResults } from '../simulate';
+import { readsSection, type ReadsResult } from '../reads';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
 import type { MachineInfo } from './system';
@@ -22,6 +23,7 @@ export interface BenchResults {
   webhook?: WebhookResults;
   entities?: EntitiesResults;
   simulate?: SimulateResults;
+  reads?: ReadsResult;
   errors: Record<string, string>;
 }
 
@@ -259,7 +261,7 @@ function historySection(h: HistoryResults): string {
 
 function simulateSection(x: SimulateResults): string {
   return [
-    '### 5. What-if simulation (`selfheal simulate`)',
+    '### 6. What-if simulation (`selfheal simulate`)',
     '',
     `A generated typical week (bench/lib/alert-week.ts, seeded) for ${x.services} services on ${x.hosts} hosts: ` +
       `${x.deliveries} webhook deliveries, ${fmt(x.simulatedHours)} simulated hours, through the real workflow on ` +
@@ -304,6 +306,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
   if (r.simulate) parts.push(simulateSection(r.simulate), '');
+  if (r.reads) parts.push(readsSection(r.reads), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');
   parts.push(MARK_END);
   return parts.join('\n');

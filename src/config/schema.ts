@@ -133,6 +133,11 @@ export const worker = (dataDir: string) => ({
   sudo: flag('sudo', false),
   /** Where a control worker running without the API serves the product's counters; null disables. */
   metricsListen: listenOrOff('metrics', '127.0.0.1:9465'),
+  /**
+   * Entity workflows the control worker keeps in memory (~180 KiB each); the others replay their
+   * short history on their next task. Bounds the worker's memory whatever the fleet size.
+   */
+  maxCachedWorkflows: integer('maxCachedWorkflows', 1000, 0, 1_000_000),
 });
 
 /** One entry of `services`; the services reader adds the checks across entries. */

@@ -32,6 +32,7 @@ export interface SelfhealMetrics {
   auditBacklog: Gauge;
   auditDropped: Counter;
   temporalUp: Gauge;
+  embeddedTemporalRestarts: Counter;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
   /** Where there is no state source (a control worker on its own): a Temporal call made at scrape time. */
@@ -137,6 +138,11 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
       registers: [registry],
     }),
     temporalUp: state.temporalUp,
+    embeddedTemporalRestarts: new Counter({
+      name: 'selfhealing_embedded_temporal_restarts_total',
+      help: "Restarts of `selfheal start`'s embedded Temporal dev server after it died.",
+      registers: [registry],
+    }),
     setStateSource: state.setSource,
     setTemporalProbe: state.setProbe,
     initServices(config) {

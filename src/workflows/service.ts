@@ -1,7 +1,7 @@
 // The entity workflow: one per (host, service), id selfheal/<host>/<service>, living for as long as
 // the service is guarded. It watches for alerts, remediates each incident (incident.ts), and
 // continues-as-new with its policy state (state.ts) before its history grows large.
-import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, setHandler } from '@temporalio/workflow';
 import { pruneRestarts } from '../policy/policy';
 import {
   alertFiringSignal,
@@ -16,12 +16,13 @@ import {
 import { Effects } from './effects';
 import { openIncident, remediate, resumeAt } from './incident';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
-import { EntityState, WAIT_PHASES } from './state';
+import { EntityState, PATCHES, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
 /** The entity workflow of one service on one host. */
 export async function selfhealService(input: ServiceWorkflowInput): Promise<void> {
+  for (const id of PATCHES) patched(id);
   const e = new EntityState(input);
   const fx = new Effects(e);
 

@@ -1,6 +1,6 @@
 // The command line itself: help, config checking, privileges, and errors (exit codes and messages).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { privilegesSnippet } from '../../src/cli/privileges';
@@ -49,6 +49,13 @@ describe('selfheal CLI', () => {
     const missing = await runCli(['check-config', join(dir, 'nope.yaml')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /file not found/);
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), pkg.version);
   });
 
   it('usage errors exit 2 with a hint', async () => {
