@@ -3,6 +3,7 @@ import { renderClusterMarkdown, type ClusterResults } from '../cluster';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
+import type { SimulateResults } from '../simulate';
 import { readsSection, type ReadsResult } from '../reads';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
@@ -22,6 +23,7 @@ export interface BenchResults {
   history?: HistoryResults;
   webhook?: WebhookResults;
   entities?: EntitiesResults;
+  simulate?: SimulateResults;
   reads?: ReadsResult;
   cluster?: ClusterResults;
   errors: Record<string, string>;
@@ -259,6 +261,28 @@ function historySection(h: HistoryResults): string {
   ].join('\n');
 }
 
+function simulateSection(x: SimulateResults): string {
+  return [
+    '### 6. What-if simulation (`selfheal simulate`)',
+    '',
+    `A generated typical week (bench/lib/alert-week.ts, seeded) for ${x.services} services on ${x.hosts} hosts: ` +
+      `${x.deliveries} webhook deliveries, ${fmt(x.simulatedHours)} simulated hours, through the real workflow on ` +
+      `${x.shards} time-skipping test servers (shards) with the simulated host; it opened ${x.incidents} incidents and ` +
+      `restarted ${x.restarts} times (restart-fixes). Rounds after the first (which also bundles the workflow code: ` +
+      `${fmt(x.firstRoundSeconds)} s).`,
+    '',
+    table(
+      ['figure', 'median [min–max]'],
+      [
+        ['wall time per simulated week', fmtSpread(x.wallSeconds, ' s')],
+        ['simulated hours per wall second', fmtSpread(x.simulatedHoursPerSecond)],
+      ],
+    ),
+    '',
+    'Reproduce: `BENCH_ONLY=simulate npm run bench`.',
+  ].join('\n');
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const m = r.meta.machine;
   const parts = [
@@ -283,6 +307,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.webhook) parts.push(webhookSection(r.webhook), '');
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
+  if (r.simulate) parts.push(simulateSection(r.simulate), '');
   if (r.reads) parts.push(readsSection(r.reads), '');
   if (r.cluster)
     parts.push('### Temporal cluster (PostgreSQL) vs the dev server', '', renderClusterMarkdown(r.cluster), '');

@@ -47,6 +47,25 @@ export class PrometheusClient {
     return data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
   }
 
+  /** A range query (`/api/v1/query_range`): every series with its [seconds, value] samples. */
+  async queryRange(
+    expr: string,
+    range: { start: number; end: number; stepSeconds: number },
+  ): Promise<{ metric: Record<string, string>; values: [number, string][] }[]> {
+    const q = new URLSearchParams({
+      query: expr,
+      start: String(range.start / 1000),
+      end: String(range.end / 1000),
+      step: String(range.stepSeconds),
+    });
+    const data = await this.get<{
+      resultType: string;
+      result: { metric: Record<string, string>; values: [number, string][] }[];
+    }>(`/api/v1/query_range?${q.toString()}`);
+    if (data.resultType !== 'matrix') throw new PrometheusError(`expected a matrix, got ${data.resultType}`);
+    return data.result;
+  }
+
   /** The alerts list as Prometheus sent it: entries are not checked here (see pollOnce). */
   async alerts(): Promise<unknown[]> {
     const data = await this.get<{ alerts?: unknown } | null>('/api/v1/alerts');

@@ -9,6 +9,7 @@ import { resolveHost } from '../config/names';
 import { DevServer } from '../temporal/dev-server';
 import { INDEX_NOTE, pollSummary, stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
+import { addSimulateCommand } from './simulate';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
 import {
   CliError,
@@ -240,6 +241,8 @@ Examples:
       const config = readConfig(o.config);
       process.stdout.write(privilegesSnippet(config, resolveHost(o.host), { format: o.format, user: o.user }));
     });
+
+  addSimulateCommand(program);
 
   return program;
 }

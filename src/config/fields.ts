@@ -95,6 +95,13 @@ export const readableFile = (key: string, required: boolean) =>
     return file;
   });
 
+/** A file, absolute (relative to the working folder), or null when unset or `""` (off). */
+export const optionalPath = (key: string) =>
+  field(key, (c, v, path, ctx) => {
+    const s = c.string(v, path, '', { allowEmpty: true });
+    return s ? resolve(ctx.cwd, s) : null;
+  });
+
 /** host:port to listen on. */
 export const listen = (key: string, d: string) =>
   text(key, d, (v) => (parseListen(v) ? null : `${show(v)} must be host:port, e.g. 127.0.0.1:5000`));

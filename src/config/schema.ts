@@ -13,6 +13,7 @@ import {
   listen,
   listenOrOff,
   localPath,
+  optionalPath,
   optionalText,
   raw,
   readableFile,
@@ -98,6 +99,8 @@ export const API = {
   bodyLimitBytes: size('bodyLimit', '1MiB'),
   /** How long one webhook request may wait for Temporal before answering 503. */
   temporalTimeoutMs: duration('temporalTimeout', 10_000, { min: 100 }),
+  /** Append every accepted webhook body to this file (JSON lines): an input for `selfheal simulate`. */
+  recordDeliveries: optionalPath('recordDeliveries'),
 };
 
 export const PROMETHEUS = {

@@ -49,6 +49,8 @@ export interface HarnessOptions {
   log?: (line: string) => void;
   /** Install SIGINT/SIGTERM handlers that kill everything (default true; the demo brings its own). */
   signalHandlers?: boolean;
+  /** Set api.recordDeliveries to `deliveriesFile` (for `selfheal simulate --alerts`). */
+  recordDeliveries?: boolean;
 }
 
 /**
@@ -251,6 +253,8 @@ export class Harness {
   readonly failing: string[];
   readonly configFile: string;
   readonly auditFile: string;
+  /** Where selfheal records accepted webhook deliveries, when asked to (HarnessOptions.recordDeliveries). */
+  readonly deliveriesFile: string | null;
   readonly token = randomBytes(24).toString('hex');
   readonly adminToken = randomBytes(24).toString('hex');
   /** selfheal's escalation webhook receiver. */
@@ -281,6 +285,7 @@ export class Harness {
     this.failing = opts.failing ?? [];
     this.configFile = join(this.dir, 'selfheal.yaml');
     this.auditFile = join(this.dir, 'audit.log');
+    this.deliveriesFile = opts.recordDeliveries ? join(this.dir, 'deliveries.jsonl') : null;
     this.policy = { ...TEST_POLICY, ...opts.policy };
     const harnessLog = join(this.dir, 'harness.log');
     this.logLine =
@@ -434,7 +439,12 @@ export class Harness {
         port: this.ports.get('temporal'),
         uiPort: this.ports.get('ui'),
       },
-      api: { listen: `127.0.0.1:${this.ports.get('api')}`, token: this.token, adminToken: this.adminToken },
+      api: {
+        listen: `127.0.0.1:${this.ports.get('api')}`,
+        token: this.token,
+        adminToken: this.adminToken,
+        ...(this.deliveriesFile ? { recordDeliveries: this.deliveriesFile } : {}),
+      },
       prometheus: { url: this.promUrl },
       alerts: { serviceLabel: 'service', hostLabel: 'host' },
       policy: this.policy,

@@ -4,6 +4,7 @@ import { isUnavailable } from '../../client/call';
 import { Pool } from '../../client/pool';
 import { AUDIT_EVENTS } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
+import { DeliveryRecorder } from '../record';
 import { requireToken } from '../auth';
 import { ErrorSchema } from '../schemas/common';
 import { WebhookResponseSchema, WebhookSchema } from '../schemas/webhook';
@@ -15,6 +16,9 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
   const { config, metrics } = deps;
   // One limit for the whole process: concurrent deliveries queue rather than overload Temporal.
   const pool = new Pool(32);
+  const recorder = config.api.recordDeliveries
+    ? new DeliveryRecorder(config.api.recordDeliveries, (m) => app.log.error(m))
+    : null;
 
   app.addHook('onResponse', async (_request, reply) => {
     metrics.webhookRequests.inc({ code: String(reply.statusCode) });
@@ -62,6 +66,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           pool,
           timeoutMs: config.api.temporalTimeoutMs,
         });
+        // Accepted: a replayable input for `selfheal simulate --alerts` (not awaited: never holds a reply).
+        void recorder?.record(body);
         return {
           status: 'ok' as const,
           received: body.alerts.length,
