@@ -56,6 +56,7 @@ export const PolicySchema = Type.Object({
   hostTimeoutMs: Type.Number(),
   mode: OneOf(MODES),
   verifyAlertClears: Type.Boolean(),
+  flapping: Type.Optional(Type.Object({ incidents: Type.Integer(), windowMs: Type.Number() })),
 });
 // `Policy` is the pure core's own type: the schema must say exactly what it says.
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
