@@ -19,7 +19,7 @@ import { workflowStateSource } from './metrics/state-source';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
 import { ensureSearchAttributes } from './temporal/search-attributes';
-import { createControlWorker, createHostWorker } from './worker/workers';
+import { createControlWorker, createFleetWorker, createHostWorker } from './worker/workers';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from './workflows/definitions';
 
 export interface RunOptions {
@@ -178,7 +178,10 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
           await conn.close();
         }
       }
-      if (opts.control) workers.push(await createControlWorker({ config, connection: native, metrics, audit }));
+      if (opts.control) {
+        workers.push(await createControlWorker({ config, connection: native, metrics, audit }));
+        workers.push(await createFleetWorker({ config, connection: native, metrics, audit }));
+      }
       if (opts.host !== null) workers.push(await createHostWorker({ config, connection: native, host: opts.host }));
     }
     const runs = workers.map((w) => w.run());

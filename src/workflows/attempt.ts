@@ -4,6 +4,7 @@ import { log, patched, sleep } from '@temporalio/workflow';
 import { afterAttempt, cooldownUntil, pruneRestarts } from '../policy/policy';
 import { AUDIT_EVENTS, hostTaskQueue, type AttemptRecord } from './definitions';
 import { callStarted, readFailure, worthRetrying, type FailureReading } from './effects';
+import { releaseSlot } from './gate';
 import type { IncidentContext, Next } from './incident';
 import { iso, PATCH_RESTART_RETRY, RECENT_ATTEMPTS } from './state';
 
@@ -124,6 +125,8 @@ export async function finishAttempt(i: IncidentContext, a: AttemptOutcome): Prom
     detail: a.detail.slice(0, 300),
   };
   i.e.s.attempts = [...i.e.s.attempts, record].slice(-RECENT_ATTEMPTS);
+  // The slot goes back with the result: a half-open breaker's trial closes or reopens it.
+  await releaseSlot(i, a.restarted ? (a.ok ? 'verified' : 'failed') : 'not-used');
   if (a.restarted) i.e.s.totals.restarts++;
   if (!a.ok) i.e.s.totals.failures++;
   await i.fx.audit({

@@ -1,7 +1,7 @@
 // The entity workflow: one per (host, service), id selfheal/<host>/<service>, living for as long as
 // the service is guarded. It watches for alerts, remediates each incident (incident.ts), and
 // continues-as-new with its policy state (state.ts) before its history grows large.
-import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, setHandler } from '@temporalio/workflow';
 import { pruneRestarts } from '../policy/policy';
 import {
   alertFiringSignal,
@@ -16,13 +16,17 @@ import {
 import { Effects } from './effects';
 import { openIncident, remediate, resumeAt } from './incident';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
-import { EntityState, WAIT_PHASES } from './state';
+import { fleetAnswerSignal } from './fleet-definitions';
+import { EntityState, PATCH_FLEET_SAFETY, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
 /** The entity workflow of one service on one host. */
 export async function selfhealService(input: ServiceWorkflowInput): Promise<void> {
   const e = new EntityState(input);
+  // Every patch of the run decided here, once, before anything else: never first inside a
+  // condition, a query or a signal handler (a later task would record it where history has none).
+  e.fleet = patched(PATCH_FLEET_SAFETY);
   const fx = new Effects(e);
 
   setHandler(alertFiringSignal, (p) => {
@@ -35,6 +39,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   setHandler(pauseSignal, (p) => e.onPause(payloadObject(p).until, humanPayload(p)));
   setHandler(resumeSignal, (p) => e.onHuman('resume', humanPayload(p)));
   setHandler(stateQuery, () => e.view());
+  setHandler(fleetAnswerSignal, (a) => e.onFleetAnswer(a));
 
   fx.resendUndelivered();
   for (;;) {

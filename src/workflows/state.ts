@@ -15,6 +15,7 @@ import {
   type ServiceStateView,
   type ServiceWorkflowInput,
 } from './definitions';
+import type { FleetAnswer } from './fleet-definitions';
 import { alertRefs, cleanNames, migrateFiring, union } from './payloads';
 
 // Changes to the command sequence, each behind patched() so that recorded histories replay.
@@ -22,6 +23,11 @@ import { alertRefs, cleanNames, migrateFiring, union } from './payloads';
 export const PATCH_RESTART_RETRY = 'restart-retried-by-workflow';
 /** A service recovering on its own does not reset consecutive failures (a verified restart or skip does). */
 export const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
+/**
+ * Fleet safety: every restart asks the fleet coordinator first (breaker, concurrency, dependencies),
+ * honours Alertmanager silences, and flap detection. Decided once at the start of a run (service.ts).
+ */
+export const PATCH_FLEET_SAFETY = 'fleet-safety';
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
 export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;
@@ -36,6 +42,7 @@ export const WAIT_PHASES: readonly Phase[] = [
   'exhausted',
   'awaiting-approval',
   'escalated',
+  'held',
 ];
 
 /** A human's signal, recorded when it arrives and written to the audit log at the next step. */
@@ -82,7 +89,7 @@ function addNames(a: readonly string[], b: readonly string[], max: number): stri
 }
 
 /** Why a wait ended. */
-export type Wake = 'deadline' | 'resolved' | 'skip' | 'approve' | 'unpaused' | 'continue-as-new';
+export type Wake = 'deadline' | 'resolved' | 'skip' | 'approve' | 'unpaused' | 'granted' | 'continue-as-new';
 
 /** Everything the entity knows: the carried state plus what one run keeps to itself. */
 export class EntityState {
@@ -90,6 +97,10 @@ export class EntityState {
   readonly workflowId: string;
   signalsThisRun = 0;
   readonly humanEvents: HumanEvent[] = [];
+  /** Whether this run takes part in fleet safety (patched() once, at the start of the run). */
+  fleet = false;
+  /** The coordinator's last answer for the open incident. */
+  fleetAnswer: FleetAnswer | null = null;
 
   constructor(readonly input: ServiceWorkflowInput) {
     this.s = input.carried ? { ...initialState(), ...input.carried } : initialState();
@@ -159,6 +170,17 @@ export class EntityState {
     }
     this.s.firing = firing;
     if (this.firing.length === 0 && !this.s.incident) this.s.pendingAlert = null;
+  }
+
+  /** The coordinator's answer: kept if it is for the open incident; a grant holds a restart slot for it. */
+  onFleetAnswer(a: FleetAnswer): void {
+    const inc = this.s.incident;
+    if (!inc || !a || a.incidentId !== inc.id) return;
+    this.fleetAnswer = a;
+    if (a.decision === 'grant') inc.granted = true;
+    else if (inc.held && a.reason && inc.held.reason !== 'silenced' && inc.held.reason !== 'flapping') {
+      inc.held = { ...inc.held, reason: a.reason, detail: a.detail ?? '' };
+    }
   }
 
   onPause(until: unknown, p: HumanActionPayload): void {
@@ -247,6 +269,7 @@ export class EntityState {
         if (w === 'resolved' && this.firing.length === 0) return w;
         if (w === 'approve' && this.s.approvalPending) return w;
         if (w === 'unpaused' && this.s.pause == null) return w;
+        if (w === 'granted' && this.s.incident?.granted) return w;
       }
       return null;
     };
@@ -300,6 +323,7 @@ export class EntityState {
         duplicateAlerts: inc.duplicateAlerts,
         waitUntil: iso(inc.waitUntil),
       },
+      held: inc?.held ? { reason: inc.held.reason, detail: inc.held.detail, since: iso(inc.held.since)! } : null,
       consecutiveFailures: this.s.consecutiveFailures,
       restartsLastHour: inWindow.length,
       restartTimes: inWindow.map((t) => iso(t)!),

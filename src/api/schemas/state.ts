@@ -2,6 +2,7 @@
 // serves it (response schema) and src/workflows/definitions.ts takes its types from here, by
 // `import type` only, so workflow code never loads TypeBox.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { HOLD_REASONS } from '../../policy/fleet';
 import { MODES, PHASES, STATUSES, type Policy } from '../../policy/policy';
 import { ESCALATION_EVENTS } from '../../workflows/definitions';
 
@@ -77,6 +78,8 @@ export const ServiceStateSchema = Type.Object({
   /** The firing alerts by identity. */
   firing: Type.Array(AlertRefSchema),
   incident: Nullable(IncidentViewSchema),
+  /** Why the incident waits in phase `held` (fleet safety); absent from workflows before it. */
+  held: Type.Optional(Nullable(Type.Object({ reason: OneOf(HOLD_REASONS), detail: Type.String(), since: Iso }))),
   consecutiveFailures: Type.Integer(),
   restartsLastHour: Type.Integer(),
   restartTimes: Type.Array(Iso),
