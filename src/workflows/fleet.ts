@@ -156,35 +156,49 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     }
   };
 
+  /**
+   * Audits breaker transitions. Scopes that trip in one step are one storm: one MassFailure lists them
+   * all with the affected services (a one-host homelab trips its host and the fleet together).
+   */
   const onBreakerEvents = async (events: BreakerEvent[]) => {
+    const tripped: Extract<BreakerEvent, { kind: 'tripped' }>[] = [];
     for (const e of events) {
       const host = e.scope.startsWith('host:') ? e.scope.slice(5) : '*';
       if (e.kind === 'tripped') {
-        const message =
-          `mass failure: ${e.count.open} of ${e.count.total} guarded services in scope ${e.scope} have an open incident; ` +
-          `automatic restarts stop until it is quiet (selfheal breaker status). Affected: ${e.count.affected.join(', ')}`;
-        await audit(host, AUDIT_EVENTS.breaker, 'trip', message, { escalation: 'MassFailure' });
-        await audit(host, AUDIT_EVENTS.escalated, 'escalate', message, { escalation: 'MassFailure' });
-        const now = Date.now();
-        send({
-          id: `${FLEET_WORKFLOW_ID}/${e.scope}/MassFailure/${now}`,
-          event: 'MassFailure',
-          host,
-          service: '*',
-          workflowId: FLEET_WORKFLOW_ID,
-          incidentId: null,
-          consecutiveFailures: 0,
-          restartsLastHour: 0,
-          message,
-          time: new Date(now).toISOString(),
-          scope: e.scope,
-          services: e.count.affected,
-        });
+        tripped.push(e);
+        await audit(host, AUDIT_EVENTS.breaker, 'trip', `breaker ${e.scope}: ${e.count.open} of ${e.count.total} open`);
       } else {
         const reason = 'reason' in e ? e.reason : e.kind;
         await audit(host, AUDIT_EVENTS.breaker, e.kind, `breaker ${e.scope}: ${reason}`);
       }
     }
+    if (tripped.length) await massFailure(tripped);
+  };
+
+  const massFailure = async (tripped: Extract<BreakerEvent, { kind: 'tripped' }>[]) => {
+    const affected = [...new Set(tripped.flatMap((e) => e.count.affected))].sort();
+    const scopes = tripped.map((e) => `${e.scope} (${e.count.open} of ${e.count.total})`).join(', ');
+    const message =
+      `mass failure: too many guarded services have an open incident at once in ${scopes}; automatic restarts ` +
+      `stop until it is quiet (selfheal breaker status). Affected: ${affected.join(', ')}`;
+    const hosts = [...new Set(tripped.map((e) => (e.scope.startsWith('host:') ? e.scope.slice(5) : '*')))];
+    const host = hosts.length === 1 ? hosts[0] : '*';
+    await audit(host, AUDIT_EVENTS.escalated, 'escalate', message, { escalation: 'MassFailure' });
+    const now = Date.now();
+    send({
+      id: `${FLEET_WORKFLOW_ID}/MassFailure/${now}`,
+      event: 'MassFailure',
+      host,
+      service: '*',
+      workflowId: FLEET_WORKFLOW_ID,
+      incidentId: null,
+      consecutiveFailures: 0,
+      restartsLastHour: 0,
+      message,
+      time: new Date(now).toISOString(),
+      scope: tripped.map((e) => e.scope).join(','),
+      services: affected,
+    });
   };
 
   /** Grants every waiter that can go now, oldest first; re-answers those whose reason changed. */
