@@ -15,7 +15,8 @@ import { servicesOnHost, type Config } from './config/config';
 import { hostNameProblem } from './config/names';
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
-import { workflowStateSource } from './metrics/state-source';
+import { SCRAPE_QUERY_TIMEOUT_MS, workflowStateSource } from './metrics/state-source';
+import { breakerStatus } from './client/breaker';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
 import { ensureSearchAttributes } from './temporal/search-attributes';
@@ -213,6 +214,8 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
       client = new Client({ connection, namespace: config.temporal.namespace });
       const actions = new ServiceActions(client, config, config.api.temporalTimeoutMs);
       metrics.setStateSource(workflowStateSource(actions, config));
+      const fleetClient = client;
+      metrics.setFleetSource(() => breakerStatus(fleetClient, SCRAPE_QUERY_TIMEOUT_MS));
       api = await startApiServer({ config, client, metrics, actions, audit });
       const server = api;
       cleanups.push(() => server.close());

@@ -1,4 +1,5 @@
 // The `selfheal` command line.
+import { addBreakerCommands } from './breaker';
 import { Command, Option } from 'commander';
 import { isUnavailable } from '../client/call';
 import { configPath } from '../config/config';
@@ -177,6 +178,8 @@ Examples:
       },
     );
   humanAction('resume', 'resume self-healing of a paused service');
+
+  addBreakerCommands(program, configOpt);
 
   program
     .command('check-config [file]')
