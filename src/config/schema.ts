@@ -98,7 +98,14 @@ export const ALERTS = {
   /** Alerts about self-healing itself must never trigger a restart. */
   ignoreAlertnames: stringList(
     'ignoreAlertnames',
-    ['SelfHealingExhausted', 'ConsecutiveFailures', 'SelfHealingActive', 'SelfHealingUnavailable'],
+    [
+      'SelfHealingExhausted',
+      'ConsecutiveFailures',
+      'SelfHealingActive',
+      'SelfHealingUnavailable',
+      'SelfHealingBreakerOpen',
+      'ServiceFlapping',
+    ],
     'alert names',
   ),
 };
