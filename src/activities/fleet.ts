@@ -29,7 +29,10 @@ export interface SilenceInfo {
 }
 
 export type SilenceAnswer =
-  { reachable: true; silence: SilenceInfo | null } | { reachable: false; detail: string } | { reachable: null };
+  | { reachable: true; silence: SilenceInfo | null }
+  /** `hold`: alertmanager.unreachable is `hold` (default `proceed`: act as if there were no silence). */
+  | { reachable: false; detail: string; hold?: boolean }
+  | { reachable: null };
 
 interface Matcher {
   name: string;
@@ -143,7 +146,7 @@ export function createFleetActivities(config: Config, clientOverride?: Client) {
       } catch (err) {
         const detail = (err as Error).message;
         activityLog().warn('cannot ask Alertmanager for silences', { error: detail });
-        return { reachable: false, detail };
+        return { reachable: false, detail, hold: am.unreachable === 'hold' };
       }
     },
   };

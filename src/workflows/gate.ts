@@ -63,6 +63,15 @@ export async function gate(i: IncidentContext): Promise<Next> {
         Date.now() + SILENCE_RECHECK_MS,
       );
     }
+    if (silence.reachable === false && 'hold' in silence && silence.hold) {
+      await releaseSlot(i, 'not-used');
+      return hold(
+        i,
+        'silenced',
+        `cannot ask Alertmanager for silences (${silence.detail}); holding (alertmanager.unreachable: hold)`,
+        Date.now() + SILENCE_RECHECK_MS,
+      );
+    }
     if (silence.reachable === false) {
       await i.fx.audit({
         event: AUDIT_EVENTS.decision,
