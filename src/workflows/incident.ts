@@ -4,7 +4,7 @@
 // Each step starts at a boundary (humans' decisions audited, phase published, a skip ends it);
 // waits go through the one `waitFor`, which says why it woke. A run that continued-as-new picks an
 // open incident up at its wait (validating, a slot, a human, a pause) from the carried phase.
-import { log, patched, sleep } from '@temporalio/workflow';
+import { log, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../policy/duration';
 import {
   budgetFreesAt,
@@ -106,7 +106,7 @@ export async function openIncident(e: EntityState, fx: Effects): Promise<void> {
   }
   const now = Date.now();
   // Failures survive a recovery on its own, but not a quiet hour before the next incident.
-  if (patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
+  if (e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
     s.consecutiveFailures = failuresInForce(s.consecutiveFailures, s.lastFailureAt, now);
   }
   s.incidentSeq++;
@@ -244,7 +244,7 @@ class Incident implements IncidentContext {
       const promFiring = unitActive ? await this.fx.alertStillFiring(this.inc.alertnames) : null;
       const firingSignalled = this.e.firing.length > 0;
       if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled })) {
-        if (!patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
+        if (!this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
         await this.fx.audit({
           event: AUDIT_EVENTS.recheck,
           decision: 'no-restart',
@@ -389,7 +389,7 @@ class Incident implements IncidentContext {
     reason: string,
     opts: { resetFailures?: boolean; recovered?: boolean },
   ): Promise<'closed'> {
-    if (opts.resetFailures || (opts.recovered && !patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
+    if (opts.resetFailures || (opts.recovered && !this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
       this.s.consecutiveFailures = 0;
     }
     await this.fx.audit({ event: AUDIT_EVENTS.incidentClosed, decision: outcome, reason });

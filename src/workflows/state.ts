@@ -1,7 +1,7 @@
 // The entity's state: what is carried through continue-as-new (plain JSON), what the message
 // handlers do to it, what the `state` query shows, and the one wait that every step of an incident
 // uses (`waitFor`), which says why it woke.
-import { condition, log, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, workflowInfo } from '@temporalio/workflow';
 import { budgetFreesAt, cooldownUntil, restartsInWindow, statusOf, type Phase, type Policy } from '../policy/policy';
 import {
   AUDIT_EVENTS,
@@ -99,6 +99,28 @@ export class EntityState {
   readonly humanEvents: HumanEvent[] = [];
   /** Whether this run takes part in fleet safety (patched() once, at the start of the run). */
   fleet = false;
+  /** Patches found in force at the start of the run. */
+  private readonly early = new Set<string>();
+
+  /**
+   * Evaluates patches at the start of the run, where a new run records their markers: in its first
+   * task, before any local activity. A patch first evaluated later can land in a different workflow
+   * task on replay than it did live (a local activity that outlived a task heartbeat), and the
+   * replay then fails.
+   */
+  decidePatchesAtStart(ids: string[]): void {
+    for (const id of ids) if (patched(id)) this.early.add(id);
+  }
+
+  /**
+   * A patch's decision: in force from the start of the run, else asked where the code needs it (runs
+   * recorded before the decisions moved to the start have their markers there; a false answer during
+   * replay is not final, so asking again at the recorded place finds the marker).
+   */
+  patched(id: string): boolean {
+    return this.early.has(id) || patched(id);
+  }
+
   /** The coordinator's last answer for the open incident. */
   fleetAnswer: FleetAnswer | null = null;
 
