@@ -4,7 +4,7 @@
 // (a partial run writes bench/results/partial.* and leaves both alone).
 //
 //   npm run bench                          # everything (~4 min on 2 cores)
-//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities
+//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, fleet
 //
 // No timed assertions: figures are reported with their spread, compared as ratios within one run.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { loadavg as osLoadavg } from 'node:os';
 import * as prettier from 'prettier';
 import { join } from 'node:path';
 import { runEntitiesBench } from './entities';
+import { runFleetBench } from './fleet';
 import { runHistoryBench } from './history';
 import { runPolicyBench } from './policy';
 import { MARK_BEGIN, MARK_END, renderMarkdown, renderSummary, type BenchResults } from './lib/report';
@@ -20,7 +21,7 @@ import { runWebhookBench } from './webhook';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(__dirname, 'results');
-const SECTIONS = ['policy', 'entities', 'history', 'webhook'] as const;
+const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'fleet'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard bound on the whole run: a hung server must not hang the bench. */
 const OVERALL_LIMIT_MS = 12 * 60_000;
@@ -106,6 +107,7 @@ async function main(): Promise<number> {
   );
   results.history = await run('history', () => runHistoryBench(log));
   results.webhook = await run('webhook', () => runWebhookBench(log, { services: 200, rounds: 5, concurrency: 8 }));
+  results.fleet = await run('fleet', () => runFleetBench(log));
   results.meta.wallSeconds = (performance.now() - started) / 1000;
 
   mkdirSync(RESULTS, { recursive: true });

@@ -1,4 +1,5 @@
 // Turns the results into a readable stdout summary and the Markdown section of BENCHMARKS.md.
+import type { FleetBenchResults } from '../fleet';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
@@ -20,6 +21,7 @@ export interface BenchResults {
   history?: HistoryResults;
   webhook?: WebhookResults;
   entities?: EntitiesResults;
+  fleet?: FleetBenchResults;
   errors: Record<string, string>;
 }
 

@@ -58,6 +58,8 @@ describe('config', () => {
       'ConsecutiveFailures',
       'SelfHealingActive',
       'SelfHealingUnavailable',
+      'SelfHealingBreakerOpen',
+      'ServiceFlapping',
     ]);
   });
 
