@@ -4,27 +4,31 @@
 // (a partial run writes bench/results/partial.* and leaves both alone).
 //
 //   npm run bench                          # everything (~4 min on 2 cores)
-//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, fleet
+//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, cluster, fleet
+//   BENCH_ONLY=cluster npm run bench        # dev server vs a Temporal cluster on PostgreSQL (needs
+//                                           # `node scripts/setup.mjs --cluster`; skipped without it)
 //
 // No timed assertions: figures are reported with their spread, compared as ratios within one run.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg as osLoadavg } from 'node:os';
 import * as prettier from 'prettier';
 import { join } from 'node:path';
+import { runClusterBench } from './cluster';
 import { runEntitiesBench } from './entities';
 import { runFleetBench } from './fleet';
 import { runHistoryBench } from './history';
 import { runPolicyBench } from './policy';
+import { runReadsBench } from './reads';
 import { MARK_BEGIN, MARK_END, renderMarkdown, renderSummary, type BenchResults } from './lib/report';
 import { machineInfo } from './lib/system';
 import { runWebhookBench } from './webhook';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(__dirname, 'results');
-const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'fleet'] as const;
+const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'reads', 'cluster', 'fleet'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard bound on the whole run: a hung server must not hang the bench. */
-const OVERALL_LIMIT_MS = 12 * 60_000;
+const OVERALL_LIMIT_MS = 20 * 60_000;
 
 /** 1-minute load average: how busy the shared machine was (2 cores: above 2 means waiting for CPU). */
 const loadavg = () => osLoadavg()[0].toFixed(2);
@@ -107,6 +111,8 @@ async function main(): Promise<number> {
   );
   results.history = await run('history', () => runHistoryBench(log));
   results.webhook = await run('webhook', () => runWebhookBench(log, { services: 200, rounds: 5, concurrency: 8 }));
+  results.reads = await run('reads', () => runReadsBench(log, { sizes: [1000, 10000], rounds: 3 }));
+  results.cluster = await run('cluster', () => runClusterBench(log));
   results.fleet = await run('fleet', () => runFleetBench(log));
   results.meta.wallSeconds = (performance.now() - started) / 1000;
 

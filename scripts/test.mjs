@@ -6,6 +6,9 @@
 //   node scripts/test.mjs                 # everything
 //   node scripts/test.mjs test/policy     # only test files under these paths (skips the static checks)
 //   SELFHEAL_TEST_SKIP_STATIC=1 ...       # skip tsc/eslint/prettier
+//
+// test/cluster runs only when named (`npm run test:cluster`): it needs the Temporal server built
+// from source and PostgreSQL (scripts/cluster.mjs).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +23,8 @@ const selected = process.argv.slice(2);
 // test, run one at a time after the rest: they start real servers (Temporal dev server,
 // Prometheus, Alertmanager, a systemd user manager) and a 2-core machine is faster running them
 // serially than fighting over CPU.
-const SERIAL_DIRS = ['test/integration', 'test/e2e'];
+const SERIAL_DIRS = ['test/integration', 'test/e2e', 'test/chaos', 'test/cluster'];
+const ONLY_WHEN_NAMED = ['test/cluster'];
 
 let passed = 0;
 let failed = 0;
@@ -112,7 +116,9 @@ if (wantStatic) {
 }
 
 const roots = selected.length ? selected.map((s) => resolve(root, s)) : [join(root, 'test')];
-const files = roots.flatMap((r) => (statSync(r).isDirectory() ? findTests(r) : [r]));
+const files = roots
+  .flatMap((r) => (statSync(r).isDirectory() ? findTests(r) : [r]))
+  .filter((f) => selected.length > 0 || !ONLY_WHEN_NAMED.some((d) => relative(root, f).startsWith(d + '/')));
 const isSerial = (f) =>
   SERIAL_DIRS.some((d) => relative(root, f).startsWith(d + '/')) || f.endsWith('.integration.test.ts');
 await runTests(

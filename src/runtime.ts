@@ -3,7 +3,6 @@
 // `dev-server` run one part each. Ctrl-C stops everything in order.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
@@ -12,13 +11,16 @@ import { watchAudit } from './activities/control';
 import { startApiServer, type ApiServer } from './api/server';
 import { ServiceActions } from './client/actions';
 import { servicesOnHost, type Config } from './config/config';
-import { hostNameProblem } from './config/names';
+import { resolveHost } from './config/names';
+
+export { resolveHost };
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
 import { SCRAPE_QUERY_TIMEOUT_MS, workflowStateSource } from './metrics/state-source';
 import { breakerStatus } from './client/breaker';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
+import { superviseDevServer, type SupervisedDevServer } from './temporal/supervisor';
 import { ensureSearchAttributes } from './temporal/search-attributes';
 import { createControlWorker, createFleetWorker, createHostWorker } from './worker/workers';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from './workflows/definitions';
@@ -45,14 +47,6 @@ export interface Running {
   stop(): Promise<void>;
   /** Resolves when a worker stops on its own (fatal error) or stop() was called. */
   done: Promise<void>;
-}
-
-/** --host, else SELFHEAL_HOST, else the machine's hostname (short form). */
-export function resolveHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const h = flag ?? env.SELFHEAL_HOST ?? hostname().split('.')[0];
-  const problem = hostNameProblem(h);
-  if (problem) throw new Error(`host name ${JSON.stringify(h)} ${problem}`);
-  return h;
 }
 
 let runtimeInstalled = false;
@@ -151,16 +145,22 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
   };
 
   try {
-    let devServer: DevServer | null = null;
-    if (opts.devServer && config.temporal.embedded) {
-      out(`starting the embedded Temporal dev server (SQLite in ${shortPath(config.temporal.dataDir)}) ...`);
-      devServer = await DevServer.start(DevServer.optionsFor(config));
-      const ds = devServer;
-      cleanups.push(() => ds.stop());
-    }
-
     const metrics = createMetrics();
     metrics.initServices(config);
+    let devServer: DevServer | null = null;
+    let supervised: SupervisedDevServer | null = null;
+    if (opts.devServer && config.temporal.embedded) {
+      out(`starting the embedded Temporal dev server (SQLite in ${shortPath(config.temporal.dataDir)}) ...`);
+      const serverOpts = DevServer.optionsFor(config);
+      devServer = await DevServer.start(serverOpts, out);
+      const sv = (supervised = superviseDevServer(devServer, serverOpts, {
+        out,
+        onDown: () => metrics.temporalUp.set(0),
+        onRestarted: () => metrics.embeddedTemporalRestarts.inc(),
+      }));
+      cleanups.push(() => sv.stop());
+    }
+
     const audit = new AuditLog(config.audit.file);
     watchAudit(audit, metrics, (message, attrs) => out(`${message} ${JSON.stringify(attrs)}`));
     cleanups.push(async () => audit.close());
@@ -253,9 +253,10 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
     out(lines.join('\n'));
 
     // A worker that stops on its own (fatal error) ends the process too.
-    const done = runs.length
-      ? Promise.race(runs.map((r) => r.then(() => undefined)))
-      : new Promise<void>(() => undefined);
+    const done = Promise.race([
+      ...(runs.length ? runs.map((r) => r.then(() => undefined)) : [new Promise<void>(() => undefined)]),
+      ...(supervised ? [supervised.failed] : []),
+    ]);
     let stopped: Promise<void> | null = null;
     return { config, devServer, api, workers, metrics, stop: () => (stopped ??= stopAll()), done };
   } catch (err) {

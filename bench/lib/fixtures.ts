@@ -49,6 +49,12 @@ export interface FleetConfigOptions {
 /** A validated Config, exactly as `selfheal` would load it from YAML. */
 export function fleetConfig(opts: FleetConfigOptions): Config {
   const dir = opts.dataDir ?? tempDir();
+  return parseConfig(fleetConfigYaml({ ...opts, dataDir: dir }), { source: 'bench-config.yaml', cwd: dir, env: {} });
+}
+
+/** The YAML text of fleetConfig(), for a CLI process reading it from a file. */
+export function fleetConfigYaml(opts: FleetConfigOptions & { dataDir: string }): string {
+  const dir = opts.dataDir;
   const lines = [
     'temporal:',
     `  address: ${opts.address ?? 'embedded'}`,
@@ -63,7 +69,7 @@ export function fleetConfig(opts: FleetConfigOptions): Config {
     'services:',
     ...opts.services.map((s) => `  - { name: "${s.name}", host: ${s.host} }`),
   ];
-  return parseConfig(lines.join('\n') + '\n', { source: 'bench-config.yaml', cwd: dir, env: {} });
+  return lines.join('\n') + '\n';
 }
 
 /** Deterministic PRNG (mulberry32), so every run sees the same inputs. */

@@ -1,8 +1,10 @@
 // Turns the results into a readable stdout summary and the Markdown section of BENCHMARKS.md.
 import type { FleetBenchResults } from '../fleet';
+import { renderClusterMarkdown, type ClusterResults } from '../cluster';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
+import { readsSection, type ReadsResult } from '../reads';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
 import type { MachineInfo } from './system';
@@ -22,6 +24,8 @@ export interface BenchResults {
   webhook?: WebhookResults;
   entities?: EntitiesResults;
   fleet?: FleetBenchResults;
+  reads?: ReadsResult;
+  cluster?: ClusterResults;
   errors: Record<string, string>;
 }
 
@@ -281,6 +285,9 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.webhook) parts.push(webhookSection(r.webhook), '');
   if (r.entities) parts.push(entitiesSection(r.entities), '');
   if (r.history) parts.push(historySection(r.history), '');
+  if (r.reads) parts.push(readsSection(r.reads), '');
+  if (r.cluster)
+    parts.push('### Temporal cluster (PostgreSQL) vs the dev server', '', renderClusterMarkdown(r.cluster), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');
   parts.push(MARK_END);
   return parts.join('\n');

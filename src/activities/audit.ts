@@ -16,6 +16,11 @@ export interface AuditRecord {
   host: string;
   service: string;
   workflowId: string;
+  /**
+   * The decision's identity (`<run id>/<n>`, the n-th audit of that run): a local activity run again
+   * after a crash carries the same id, and is written and counted once.
+   */
+  id?: string;
   /** What happened: one of AUDIT_EVENTS (`incident-opened`, `decision`, `restart`, `attempt-finished`, ...). */
   event: AuditEvent;
   /** What was decided: `validate`, `restart`, `no-restart`, `wait-cooldown`, `escalate`, ... */

@@ -63,6 +63,7 @@ export function createControlActivities(deps: ControlActivityDeps) {
   const { config, metrics } = deps;
   // A log handed in is watched by whoever made it (the process runtime); one made here, here.
   const auditLog = deps.audit ?? new AuditLog(config.audit.file);
+  const seen = new RecentIds(AUDIT_IDS_REMEMBERED);
   if (!deps.audit) watchAudit(auditLog, metrics);
   const prometheus =
     deps.prometheus !== undefined
@@ -104,6 +105,7 @@ export function createControlActivities(deps: ControlActivityDeps) {
      * written now (it is held back and written once the log is writable).
      */
     async audit(record: AuditRecord): Promise<{ written: boolean }> {
+      if (record.id && !seen.add(record.id)) return { written: true };
       if (metrics) {
         metrics.auditEvents.inc({ event: record.event });
         if (record.event === AUDIT_EVENTS.attemptFinished && record.restarted && record.result) {
@@ -172,3 +174,21 @@ export function createControlActivities(deps: ControlActivityDeps) {
 }
 
 export type ControlActivities = ReturnType<typeof createControlActivities>;
+
+/** Decision ids remembered against a local activity run twice (a re-run follows within minutes). */
+export const AUDIT_IDS_REMEMBERED = 10_000;
+
+/** The last `cap` ids seen, oldest forgotten first. */
+export class RecentIds {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly cap: number) {}
+
+  /** False when the id was seen already. */
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false;
+    this.ids.add(id);
+    if (this.ids.size > this.cap) this.ids.delete(this.ids.values().next().value as string);
+    return true;
+  }
+}

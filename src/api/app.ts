@@ -1,6 +1,7 @@
 // The HTTP API as a Fastify plugin: Alertmanager webhook, service state and human actions,
 // health and metrics. buildApp() wraps it in an instance configured from the config.
 import type { Client } from '@temporalio/client';
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuditLog } from '../activities/audit';
@@ -66,6 +67,8 @@ export const selfhealApi: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps)
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
+  /** Serve HTTPS with these options (from api.tls). */
+  https?: HttpsOptions;
 }
 
 export async function buildApp(
@@ -73,11 +76,13 @@ export async function buildApp(
   opts: BuildOptions = {},
 ): Promise<FastifyInstance> {
   const actions = deps.actions ?? new ServiceActions(deps.client, deps.config, deps.config.api.temporalTimeoutMs);
+  // One instance type for the routes: with `https` Fastify's Server type parameter is https.Server.
   const app = Fastify({
     bodyLimit: deps.config.api.bodyLimitBytes,
     logger: opts.logger ?? false,
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
-  });
+    ...(opts.https ? { https: opts.https } : {}),
+  }) as unknown as FastifyInstance;
   await app.register(selfhealApi, { ...deps, actions });
   return app;
 }

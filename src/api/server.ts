@@ -1,4 +1,6 @@
 // Listens and closes gracefully. Refuses to serve without tokens unless explicitly insecure on loopback.
+import { readFileSync } from 'node:fs';
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Config } from '../config/config';
 import { isLoopback } from '../util/parse';
@@ -18,6 +20,24 @@ export function checkApiSecurity(config: Config): void {
   );
 }
 
+/** HTTPS options from api.tls: mutual TLS (a client certificate signed by clientCaFile) when it is set. */
+export function httpsOptions(config: Config): HttpsOptions | undefined {
+  const tls = config.api.tls;
+  if (!tls) return undefined;
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`api.tls.${key}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const options: HttpsOptions = { cert: read(tls.certFile!, 'certFile'), key: read(tls.keyFile!, 'keyFile') };
+  if (tls.clientCaFile) {
+    Object.assign(options, { ca: read(tls.clientCaFile, 'clientCaFile'), requestCert: true, rejectUnauthorized: true });
+  }
+  return options;
+}
+
 export const API_LOGGER: FastifyServerOptions['logger'] = {
   level: process.env.SELFHEAL_LOG_LEVEL?.toLowerCase() ?? 'info',
   redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
@@ -34,7 +54,8 @@ export async function startApiServer(
   opts: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<ApiServer> {
   checkApiSecurity(deps.config);
-  const app = await buildApp(deps, { logger: opts.logger ?? API_LOGGER });
+  const https = httpsOptions(deps.config);
+  const app = await buildApp(deps, { logger: opts.logger ?? API_LOGGER, https });
   const { host, port } = deps.config.api;
   try {
     await app.listen({ host, port });
@@ -51,7 +72,7 @@ export async function startApiServer(
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
     app,
-    url: `http://${shownHost}:${actualPort}`,
+    url: `${https ? 'https' : 'http'}://${shownHost}:${actualPort}`,
     close: () => app.close(),
   };
 }

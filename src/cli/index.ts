@@ -1,11 +1,14 @@
 // The `selfheal` command line.
 import { addBreakerCommands } from './breaker';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { QUERY_ALL_LIMIT } from '../client/actions';
 import { isUnavailable } from '../client/call';
 import { configPath } from '../config/config';
-import { resolveHost } from '../runtime';
+import { resolveHost } from '../config/names';
 import { DevServer } from '../temporal/dev-server';
-import { pollSummary, stateDetails, statusTable, unreadableReport } from './output';
+import { INDEX_NOTE, pollSummary, stateDetails, statusTable, unreadableReport } from './output';
 import { pollOnce } from './poll';
 import { privilegesSnippet, type PrivilegeFormat } from './privileges';
 import {
@@ -22,6 +25,16 @@ import {
 
 export { EXIT } from './support';
 
+/** The version in package.json (two folders up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   // Before any subcommand is defined: they inherit it, so errors come back to main() for exit codes.
@@ -31,6 +44,7 @@ export function buildProgram(): Command {
     .description(
       'Self-healing remediator: alerts in; durable Temporal workflows validate, restart (systemctl) on the right host, verify, and escalate to a human.',
     )
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false })
     .addHelpText(
@@ -98,7 +112,7 @@ Examples:
     .addOption(configOpt())
     .action(async (o: { config?: string }) => {
       const config = readConfig(o.config);
-      const server = await DevServer.start(DevServer.optionsFor(config));
+      const server = await DevServer.start(DevServer.optionsFor(config), (l) => process.stdout.write(l + '\n'));
       process.stdout.write(
         `Temporal dev server at ${server.address}, UI ${server.uiUrl}, state ${server.dbFile}\nPress Ctrl-C to stop.\n`,
       );
@@ -115,25 +129,30 @@ Examples:
     .addOption(configOpt())
     .addOption(hostOpt('the host, when the service name is on several hosts'))
     .option('--json', 'machine-readable output')
-    .action(async (service: string | undefined, o: { config?: string; host?: string; json?: boolean }) => {
-      const config = readConfig(o.config);
-      const svc = service ? resolveOrExit(config, service, o.host) : null;
-      await withActions(config, async (actions) => {
-        if (svc) {
-          const st = await actions.state(svc.host, svc.name);
-          process.stdout.write(
-            (o.json
-              ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
-              : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
-          );
-        } else {
-          const all = (await actions.list()).filter((s) => !o.host || s.host === o.host);
-          process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all)) + '\n');
-          const unreadable = unreadableReport(all);
-          if (unreadable) throw new CliError(unreadable, EXIT.error);
-        }
-      });
-    });
+    .option('--exact', `query every workflow's own state, even past ${QUERY_ALL_LIMIT} services (slower)`)
+    .action(
+      async (service: string | undefined, o: { config?: string; host?: string; json?: boolean; exact?: boolean }) => {
+        const config = readConfig(o.config);
+        const svc = service ? resolveOrExit(config, service, o.host) : null;
+        await withActions(config, async (actions) => {
+          if (svc) {
+            const st = await actions.state(svc.host, svc.name);
+            process.stdout.write(
+              (o.json
+                ? JSON.stringify({ summary: actions.summaryOf(svc, st), state: st }, null, 2)
+                : stateDetails(st, svc.host, svc.name, config.temporal.uiUrl, config.temporal.namespace)) + '\n',
+            );
+          } else {
+            const { source, services } = await actions.overview({ exact: o.exact });
+            const all = services.filter((s) => !o.host || s.host === o.host);
+            process.stdout.write((o.json ? JSON.stringify(all, null, 2) : statusTable(all, source === 'index')) + '\n');
+            if (source === 'index') process.stderr.write(INDEX_NOTE);
+            const unreadable = unreadableReport(all);
+            if (unreadable) throw new CliError(unreadable, EXIT.error);
+          }
+        });
+      },
+    );
 
   const humanAction = (name: 'approve' | 'skip' | 'resume', description: string) =>
     program

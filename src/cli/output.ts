@@ -14,7 +14,13 @@ export function table(headers: string[], rows: string[][]): string {
   return [fmt(headers), ...rows.map(fmt)].join('\n');
 }
 
-export function statusTable(services: (ServiceSummary | UnreadableSummary)[]): string {
+/** Said (on stderr) when a list came from the visibility index rather than from every workflow. */
+export const INDEX_NOTE =
+  'selfheal: read from the Temporal visibility index (one call; can be a few seconds behind, restarts in ' +
+  'the last hour not shown); --exact queries every workflow\n';
+
+/** `fromIndex`: the list came from the visibility index, where a quiet service and a new one look alike. */
+export function statusTable(services: (ServiceSummary | UnreadableSummary)[], fromIndex = false): string {
   const rows = services.map((s) =>
     s.readError !== undefined
       ? [s.host, s.service, s.status, s.phase, '-', '-', 'state unreadable (see below)']
@@ -25,7 +31,7 @@ export function statusTable(services: (ServiceSummary | UnreadableSummary)[]): s
           s.paused ? `${s.phase} (paused)` : s.heldReason ? `${s.phase} (${s.heldReason})` : s.phase,
           String(s.consecutiveFailures),
           s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
-          s.incident ?? (s.exists ? '-' : 'never alerted'),
+          s.incident ?? (s.exists || fromIndex ? '-' : 'never alerted'),
         ],
   );
   return table(['HOST', 'SERVICE', 'STATUS', 'PHASE', 'FAILURES', 'RESTARTS/1h', 'INCIDENT'], rows);

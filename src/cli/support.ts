@@ -6,7 +6,7 @@ import { pauseDurationProblem, resolveService, ServiceActions } from '../client/
 import { ActionError } from '../client/call';
 import { ConfigError, loadConfig, type Config } from '../config/config';
 import { parseDuration } from '../policy/duration';
-import { runSelfheal, type RunOptions } from '../runtime';
+import type { RunOptions } from '../runtime';
 import { clientConnectionOptions, temporalAddress } from '../temporal/connection';
 
 /** Exit codes, documented in --help. */
@@ -93,6 +93,11 @@ export function mapActionError(err: unknown): never {
 
 /** Runs until Ctrl-C / SIGTERM, then stops everything in order. */
 export async function runUntilSignal(opts: RunOptions): Promise<void> {
+  // Loaded here, not at start-up: the worker SDK and the API server are only for long-running commands.
+  // A require, not import(): run from sources (bin/selfheal.js without dist/) tsx hooks require only,
+  // and import('../runtime.js') fails there with "Cannot find module"; compiled, both work.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runSelfheal } = require('../runtime') as typeof import('../runtime');
   const running = await runSelfheal(opts);
   let signals = 0;
   await new Promise<void>((resolve, reject) => {

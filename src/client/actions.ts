@@ -26,6 +26,15 @@ import { ActionError, callTemporal, isUnavailable } from './call';
 import { Pool } from './pool';
 import { signalWithStartService } from './signals';
 
+/**
+ * Up to this many services, lists read every workflow's own state (exact, includes restarts in the
+ * last hour); beyond it, one visibility list serves any fleet size (a few seconds behind).
+ */
+export const QUERY_ALL_LIMIT = 100;
+
+/** Where a list of services was read: each workflow's `state` query, or the visibility index. */
+export type ReadSource = 'workflows' | 'index';
+
 /** The longest pause with an end (`for`); longer ones are refused: pause without an end instead. */
 export const MAX_PAUSE_MS = 365 * 86_400_000;
 
@@ -170,14 +179,35 @@ export class ServiceActions {
     };
   }
 
+  /** Whether a list of every service reads the index: search attributes on and past QUERY_ALL_LIMIT. */
+  indexed(): boolean {
+    return this.config.temporal.searchAttributes && this.config.services.length > QUERY_ALL_LIMIT;
+  }
+
   /**
-   * Status, phase and failure count of every configured service from the visibility index: one
-   * list call however many services there are. Services without a workflow are OK.
+   * Every configured service, read where it is fast enough for the fleet's size (see indexed());
+   * `exact` queries every workflow whatever the size.
+   */
+  async overview(opts: { exact?: boolean } = {}): Promise<{
+    source: ReadSource;
+    services: (ServiceSummary | UnreadableSummary)[];
+  }> {
+    if (!opts.exact && this.indexed()) return { source: 'index', services: await this.listFromVisibility() };
+    return { source: 'workflows', services: await this.list() };
+  }
+
+  /**
+   * Status, phase and failure count of every configured service from the visibility index. Only the
+   * workflows with something to show are listed (not idle, not OK, or with failures): a fleet at rest
+   * costs one short call however many services it has. The others are idle and OK; from here they
+   * read as `exists: false` (at rest or never alerted: the index does not say which).
    */
   async listFromVisibility(): Promise<ServiceSummary[]> {
     const found = new Map<string, ServiceSummary>();
     await this.call(async () => {
-      const query = `WorkflowType = '${WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
+      const query =
+        `WorkflowType = '${WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ` +
+        `(${SA_PHASE.name} != 'idle' OR ${SA_STATUS.name} != 'OK' OR ${SA_FAILURES.name} > 0)`;
       for await (const wf of this.client.workflow.list({ query, pageSize: 1000 })) {
         const sa = wf.typedSearchAttributes;
         const host = sa.get(SA_HOST);

@@ -1,5 +1,6 @@
 // Field kinds for the schema: each names its YAML key, its default and how it is checked, so a key
 // is added in one place (src/config/schema.ts) and its section's type follows from it.
+import { closeSync, openSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseListen, parseSize } from '../util/parse';
 import { show, type Checker, type Obj, type Path } from './check';
@@ -63,6 +64,36 @@ export const httpUrl = (key: string, d: Default<string | null>) =>
 /** A file or folder, absolute (relative to the working folder). */
 export const localPath = (key: string, d: Default<string>) =>
   field(key, (c, v, path, ctx) => resolve(ctx.cwd, c.string(v, path, dflt(d, ctx))!));
+
+/**
+ * A file the process reads at start (a certificate, a key): absolute, and checked now, so a
+ * missing or unreadable file is a config problem with its line rather than a failure later.
+ */
+export const readableFile = (key: string, required: boolean) =>
+  field(key, (c, v, path, ctx) => {
+    const s = c.string(v, path, null);
+    if (s === null) {
+      if (required) c.problem(path, 'is required');
+      return null;
+    }
+    const file = resolve(ctx.cwd, s);
+    try {
+      if (statSync(file).isDirectory()) throw Object.assign(new Error('folder'), { code: 'EISDIR' });
+      closeSync(openSync(file, 'r'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'is a folder'
+              : String(code);
+      c.problem(path, `cannot read ${show(file)} (${why})`);
+    }
+    return file;
+  });
 
 /** host:port to listen on. */
 export const listen = (key: string, d: string) =>

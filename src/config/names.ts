@@ -1,5 +1,6 @@
 // Names that end up in argv, task queue names and workflow ids. Validated strictly: a name that
 // fails here is never passed to a service manager, whatever the allowlist says.
+import { hostname } from 'node:os';
 
 /** systemd unit names: letters, digits and `:_.@-`; no leading `-` or `.` (could read as an option or a path). */
 const UNIT_RE = /^[A-Za-z0-9_:@][A-Za-z0-9_.:@-]{0,254}$/;
@@ -34,4 +35,12 @@ const UNIT_SUFFIX_RE = /\.(service|socket|device|mount|automount|swap|target|pat
 /** `jira-worker` → `jira-worker.service`, as systemctl mangles it before asking systemd (and polkit). */
 export function normalizeUnitName(name: string): string {
   return UNIT_SUFFIX_RE.test(name) ? name : `${name}.service`;
+}
+
+/** --host, else SELFHEAL_HOST, else the machine's hostname (short form). */
+export function resolveHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const h = flag ?? env.SELFHEAL_HOST ?? hostname().split('.')[0];
+  const problem = hostNameProblem(h);
+  if (problem) throw new Error(`host name ${JSON.stringify(h)} ${problem}`);
+  return h;
 }

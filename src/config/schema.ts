@@ -16,6 +16,7 @@ import {
   localPath,
   optionalText,
   raw,
+  readableFile,
   readSection,
   size,
   stringList,
@@ -44,9 +45,10 @@ export const SECTIONS = [
 
 export const TLS = {
   serverName: optionalText('serverName'),
-  caFile: optionalText('caFile'),
-  certFile: optionalText('certFile'),
-  keyFile: optionalText('keyFile'),
+  /** Checked when the config loads (line-numbered problem), not when the first connection fails. */
+  caFile: readableFile('caFile', false),
+  certFile: readableFile('certFile', false),
+  keyFile: readableFile('keyFile', false),
 };
 export type TlsConfig = Fields<typeof TLS>;
 
@@ -76,8 +78,22 @@ export const TEMPORAL = {
   uiUrl: httpUrl('uiUrl', (t) => (t.address === 'embedded' ? `http://127.0.0.1:${t.uiPort as number}` : null)),
 };
 
+/** `api.tls`: the API's own certificate; with clientCaFile, clients must present one it signed. */
+export const API_TLS = {
+  certFile: readableFile('certFile', true),
+  keyFile: readableFile('keyFile', true),
+  clientCaFile: readableFile('clientCaFile', false),
+};
+export type ApiTlsConfig = Fields<typeof API_TLS>;
+
 export const API = {
   listen: listen('listen', '127.0.0.1:5000'),
+  /** HTTPS (and mutual TLS with clientCaFile); required on a non-loopback listen address. */
+  tls: custom<ApiTlsConfig | null>('tls', (c, v, path, ctx) =>
+    v === undefined || v === null || v === false ? null : readSection(c, v, path, API_TLS, ctx.cwd),
+  ),
+  /** Serve plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy or inside a container network). */
+  allowPlaintext: flag('allowPlaintext', false),
   token: optionalText('token'),
   adminToken: optionalText('adminToken'),
   /** Allow running without tokens; only honoured on a loopback address. */
@@ -148,6 +164,11 @@ export const worker = (dataDir: string) => ({
   sudo: flag('sudo', false),
   /** Where a control worker running without the API serves the product's counters; null disables. */
   metricsListen: listenOrOff('metrics', '127.0.0.1:9465'),
+  /**
+   * Entity workflows the control worker keeps in memory (~180 KiB each); the others replay their
+   * short history on their next task. Bounds the worker's memory whatever the fleet size.
+   */
+  maxCachedWorkflows: integer('maxCachedWorkflows', 1000, 0, 1_000_000),
 });
 
 /** One entry of `services`; the services reader adds the checks across entries. */

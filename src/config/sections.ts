@@ -33,6 +33,13 @@ export function readApi(c: Checker, raw: unknown, cwd: string): Config['api'] {
   const a = readSection(c, raw, ['api'], API, cwd);
   const hp = parseListen(a.listen);
   const api = { ...a, host: hp?.host ?? '127.0.0.1', port: hp?.port ?? 5000 };
+  if (!api.tls && !api.allowPlaintext && !isLoopback(api.host)) {
+    c.problem(
+      ['api', 'listen'],
+      `${show(api.listen)} is not a loopback address, and without TLS the bearer tokens would cross the network in clear: ` +
+        'set api.tls (certFile, keyFile, optionally clientCaFile), or api.allowPlaintext: true when a proxy or a private network protects it',
+    );
+  }
   if (api.insecure && !isLoopback(api.host)) {
     c.problem(['api', 'insecure'], `only allowed when api.listen is a loopback address (it is ${show(api.host)})`);
   }

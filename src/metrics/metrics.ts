@@ -33,6 +33,7 @@ export interface SelfhealMetrics {
   auditBacklog: Gauge;
   auditDropped: Counter;
   temporalUp: Gauge;
+  embeddedTemporalRestarts: Counter;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
   /** Set where the fleet-safety gauges read the coordinator at scrape time. */
@@ -141,6 +142,11 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
       registers: [registry],
     }),
     temporalUp: state.temporalUp,
+    embeddedTemporalRestarts: new Counter({
+      name: 'selfhealing_embedded_temporal_restarts_total',
+      help: "Restarts of `selfheal start`'s embedded Temporal dev server after it died.",
+      registers: [registry],
+    }),
     setStateSource: state.setSource,
     setFleetSource: fleet.setSource,
     setTemporalProbe: state.setProbe,

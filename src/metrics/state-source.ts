@@ -1,10 +1,9 @@
-import type { ServiceActions } from '../client/actions';
+import { QUERY_ALL_LIMIT, type ServiceActions } from '../client/actions';
 import { ActionError } from '../client/call';
 import type { Config } from '../config/config';
 import type { ServiceGaugeState, StateReadErrorReason, StateSource } from './metrics';
 
-/** Up to this many services, scrapes query every workflow for its full state. */
-export const QUERY_ALL_LIMIT = 100;
+export { QUERY_ALL_LIMIT };
 
 /**
  * Deadline of each workflow query at scrape time: well below Prometheus' default scrape timeout
@@ -30,7 +29,7 @@ export function workflowStateSource(
   config: Config,
   opts: { queryTimeoutMs?: number } = {},
 ): StateSource {
-  const useQueries = !config.temporal.searchAttributes || config.services.length <= QUERY_ALL_LIMIT;
+  const useQueries = !actions.indexed();
   const timeoutMs = Math.min(opts.queryTimeoutMs ?? SCRAPE_QUERY_TIMEOUT_MS, config.api.temporalTimeoutMs);
   const gauge = (s: ServiceGaugeState): ServiceGaugeState => ({
     host: s.host,

@@ -1,7 +1,7 @@
 // The embedded Temporal: the official CLI's dev server with a SQLite file under temporal.dataDir,
 // so workflow state survives restarts of `selfheal start`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -51,8 +51,61 @@ function tail(file: string, lines = 15): string {
   }
 }
 
+/** Where a running embedded server's pid is kept: the next start finds a server left behind. */
+export function pidFileOf(dataDir: string): string {
+  return join(dataDir, 'temporal-server.pid');
+}
+
+const SETPRIV = '/usr/bin/setpriv';
+
+/** argv that makes the kernel SIGKILL the server when this process dies, even by SIGKILL (Linux). */
+function dieWithParent(argv: string[]): string[] {
+  return process.platform === 'linux' && existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : argv;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Stops a dev server an earlier run left behind (its parent was killed where the kernel could not
+ * take the server with it), found by the pid file. The pid must still be that server: a Temporal
+ * `server start-dev` on the same port, checked in /proc, so a reused pid is never signalled.
+ */
+async function stopLeftBehind(dataDir: string, port: number, out: (line: string) => void): Promise<void> {
+  const file = pidFileOf(dataDir);
+  let pid: number;
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    return;
+  }
+  let argv: string[] = [];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    // gone, or no /proc
+  }
+  const ours = argv.includes('start-dev') && argv[argv.indexOf('--port') + 1] === String(port);
+  if (Number.isInteger(pid) && pid > 1 && ours && alive(pid)) {
+    out(`stopping the embedded Temporal dev server an earlier run left behind (pid ${pid}, port ${port})`);
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    while (alive(pid) && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(file, { force: true });
+}
+
 export class DevServer {
-  private exited: Promise<void>;
+  /** Resolves when the server process has exited, for whatever reason. */
+  readonly exited: Promise<void>;
   private exitCode: number | null = null;
 
   private constructor(
@@ -68,6 +121,11 @@ export class DevServer {
         resolve();
       }),
     );
+  }
+
+  /** The exit code (or -1 for a signal) once it has exited. */
+  get exitStatus(): number | null {
+    return this.exitCode;
   }
 
   get running(): boolean {
@@ -120,7 +178,7 @@ export class DevServer {
     return args;
   }
 
-  static async start(opts: DevServerOptions): Promise<DevServer> {
+  static async start(opts: DevServerOptions, out: (line: string) => void = () => undefined): Promise<DevServer> {
     const binary = opts.binary ?? temporalCliPath();
     if (!binary) {
       throw new Error(
@@ -129,6 +187,7 @@ export class DevServer {
       );
     }
     const ip = opts.ip ?? '127.0.0.1';
+    await stopLeftBehind(opts.dataDir, opts.port, out);
     if (await portOpen(ip, opts.port)) {
       throw new Error(
         `port ${opts.port} on ${ip} is already in use (another Temporal server or selfheal start?); ` +
@@ -139,7 +198,10 @@ export class DevServer {
     const logFile = join(opts.dataDir, 'temporal-server.log');
     const log = createWriteStream(logFile, { flags: 'a' });
     await new Promise((r) => log.once('open', r));
-    const child = spawn(binary, DevServer.args(opts), { stdio: ['ignore', log, log], detached: false });
+    const [cmd, ...args] = dieWithParent([binary, ...DevServer.args(opts)]);
+    const child = spawn(cmd, args, { stdio: ['ignore', log, log], detached: false });
+    const pidFile = pidFileOf(opts.dataDir);
+    if (child.pid) writeFileSync(pidFile, `${child.pid}\n`);
     const server = new DevServer(
       child,
       `${ip}:${opts.port}`,
@@ -147,7 +209,14 @@ export class DevServer {
       opts.ephemeral ? null : join(opts.dataDir, 'temporal.db'),
       logFile,
     );
-    child.once('exit', () => log.end());
+    child.once('exit', () => {
+      log.end();
+      try {
+        if (readFileSync(pidFile, 'utf8').trim() === String(child.pid)) rmSync(pidFile, { force: true });
+      } catch {
+        // already gone
+      }
+    });
     try {
       await server.waitReady(opts.readyTimeoutMs ?? 60_000);
     } catch (err) {

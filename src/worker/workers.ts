@@ -52,6 +52,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       prometheus: deps.prometheus,
     }),
     ...(deps.identity ? { identity: deps.identity } : {}),
+    ...workflowCache(deps.config.worker.maxCachedWorkflows),
   });
 }
 
@@ -73,6 +74,16 @@ export function createFleetWorker(deps: ControlWorkerDeps): Promise<Worker> {
     }),
     ...(deps.identity ? { identity: `${deps.identity}-fleet` } : {}),
   });
+}
+
+/**
+ * The cache bound, and task slots within it: the SDK refuses more slots than cached workflows, and a
+ * cache needs two pollers (sticky and normal), so a cache of one is raised to two.
+ */
+function workflowCache(max: number): Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentWorkflowTaskExecutions'> {
+  if (max <= 0 || max >= 40) return { maxCachedWorkflows: max };
+  const n = Math.max(2, max);
+  return { maxCachedWorkflows: n, maxConcurrentWorkflowTaskExecutions: n };
 }
 
 export interface HostWorkerDeps {

@@ -152,6 +152,8 @@ export type HostCalls = ReturnType<typeof hostActivities>;
 export class Effects {
   private readonly outbox = new Map<string, EscalationPayload>();
   private lastPublished = '';
+  /** Audit records made in this run: with the run id, each decision's identity. */
+  private audits = 0;
 
   constructor(private readonly e: EntityState) {}
 
@@ -248,6 +250,7 @@ export class Effects {
     const record: AuditRecord = {
       time: new Date(now).toISOString(),
       ...this.ref(),
+      id: `${workflowInfo().runId}/${++this.audits}`,
       incidentId: this.s.incident?.id ?? null,
       phase: this.s.phase,
       status: statusOf(this.s.phase, this.s.incident != null),

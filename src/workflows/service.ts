@@ -17,23 +17,16 @@ import { Effects } from './effects';
 import { openIncident, remediate, resumeAt } from './incident';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
 import { fleetAnswerSignal } from './fleet-definitions';
-import {
-  EntityState,
-  PATCH_FAILURES_SURVIVE_RECOVERY,
-  PATCH_FLEET_SAFETY,
-  PATCH_RESTART_RETRY,
-  WAIT_PHASES,
-} from './state';
+import { EntityState, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
 /** The entity workflow of one service on one host. */
 export async function selfhealService(input: ServiceWorkflowInput): Promise<void> {
+  for (const id of PATCHES) patched(id);
   const e = new EntityState(input);
-  // Every patch of the run decided here, once, before anything else: never first inside a
-  // condition, a query or a signal handler (a later task would record it where history has none).
+  // Decided above, in the first task; this reads the cached decision.
   e.fleet = patched(PATCH_FLEET_SAFETY);
-  e.decidePatchesAtStart([PATCH_RESTART_RETRY, PATCH_FAILURES_SURVIVE_RECOVERY]);
   const fx = new Effects(e);
 
   setHandler(alertFiringSignal, (p) => {

@@ -28,6 +28,15 @@ export const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
  * honours Alertmanager silences, and flap detection. Decided once at the start of a run (service.ts).
  */
 export const PATCH_FLEET_SAFETY = 'fleet-safety';
+/**
+ * Every patch, decided in the first task of each run (service.ts). Decided there, a new run records
+ * its markers in its first task, and each later patched() call returns the same cached answer. First
+ * decided after a local activity instead, the marker can land one workflow task after the point where
+ * a replay asks (a local activity that outlives its task splits it), and the replay fails.
+ * Runs started before this kept their markers where they were and still replay: a replay decides
+ * nothing at the start when the first task has no marker, so the later calls answer as they did.
+ */
+export const PATCHES: readonly string[] = [PATCH_FLEET_SAFETY, PATCH_RESTART_RETRY, PATCH_FAILURES_SURVIVE_RECOVERY];
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
 export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;

@@ -97,6 +97,36 @@ describe('audit control activity', () => {
     assert.equal(await metricValue(metrics, 'selfhealing_audit_log_writable', {}), 1);
   });
 
+  it('writes and counts a decision once when its local activity runs again (same decision id)', async () => {
+    // A local activity is at-least-once: when Temporal goes away mid-task, the worker runs it again.
+    const { metrics, activities, config } = setup();
+    const finished = record('attempt-finished', {
+      id: 'run-1/7',
+      restarted: true,
+      result: 'success',
+      attemptId: 'inc-1-1',
+      incidentId: 'inc-1',
+    });
+    const escalated = record('escalated', { id: 'run-1/8', escalation: 'ConsecutiveFailures' });
+    for (const r of [finished, escalated, finished, escalated]) await activities.audit(r);
+    await activities.audit(record('incident-closed', { id: 'run-2/7' }));
+    assert.deepEqual(
+      lines(config.audit.file).map((r) => `${r.event} ${r.id}`),
+      ['attempt-finished run-1/7', 'escalated run-1/8', 'incident-closed run-2/7'],
+    );
+    assert.equal(
+      await metricValue(metrics, 'selfhealing_restarts_total', { service: 'a.service', result: 'success' }),
+      1,
+    );
+    assert.equal(
+      await metricValue(metrics, 'selfhealing_escalations_total', {
+        service: 'a.service',
+        reason: 'ConsecutiveFailures',
+      }),
+      1,
+    );
+  });
+
   it('writes the held-back lines on its own once the log is writable again, with no new decision', async () => {
     const { logDir, activities, config } = setup();
     writeFileSync(logDir, 'blocks the log folder');

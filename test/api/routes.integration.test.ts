@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,7 @@ import { buildApp } from '../../src/api/app';
 import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
 import { workflowStateSource } from '../../src/metrics/state-source';
-import { ServiceActions } from '../../src/client/actions';
+import { QUERY_ALL_LIMIT, ServiceActions } from '../../src/client/actions';
 import { temporalCliPath } from '../../src/temporal/binaries';
 import { stateQuery, WORKFLOW_TYPE, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { runCli } from '../helpers/cli';
@@ -276,6 +276,7 @@ describe('services and human actions', () => {
     const res = await admin('GET', '/services');
     assert.equal(res.statusCode, 200);
     const services = res.json().services as { host: string; service: string; phase: string; exists: boolean }[];
+    assert.equal(res.json().source, 'workflows', 'a small fleet is read from every workflow');
     assert.equal(services.length, config.services.length);
     assert.equal(services.find((s) => s.service === 'svc1.service')!.phase, 'validating');
     assert.equal(services.find((s) => s.service === 'twin.service' && s.host === 'web1')!.exists, false);
@@ -399,6 +400,50 @@ describe('plain Temporal signals', () => {
     assert.match(queried, /"paused": true/);
     await cli('workflow', 'signal', '--workflow-id', id, '--name', 'resume');
     await waitFor(async () => !(await state('svc7.service')).paused, { what: 'resumed by the Temporal CLI' });
+  });
+});
+
+describe('reads past QUERY_ALL_LIMIT services', () => {
+  it('lists from the visibility index, says so, and reads every workflow on request', async () => {
+    const pads = Array.from({ length: QUERY_ALL_LIMIT }, (_, i) => `  - { name: pad${i}.service, host: pad }`);
+    const bigDir = tempDir();
+    const yaml = readFileSync(configFile, 'utf8').trimEnd() + '\n' + pads.join('\n') + '\n';
+    const bigFile = join(bigDir, 'selfheal.yaml');
+    writeFileSync(bigFile, yaml);
+    const big = testConfig(yaml, bigDir);
+    const bigApp = await buildApp({ config: big, client: env.client, metrics: createMetrics() });
+    try {
+      const get = async (url: string) => {
+        const res = await bigApp.inject({ method: 'GET', url, headers: { authorization: `Bearer ${ADMIN}` } });
+        assert.equal(res.statusCode, 200, res.body);
+        return res.json() as { source: string; services: { service: string; phase: string; exists: boolean }[] };
+      };
+      // The index trails the workflows by a moment: wait for svc1's phase to show there.
+      const indexed = await waitFor(
+        async () => {
+          const r = await get('/services');
+          return r.services.find((s) => s.service === 'svc1.service')?.phase === 'validating' ? r : null;
+        },
+        { what: 'svc1 validating in the visibility index' },
+      );
+      assert.equal(indexed.source, 'index');
+      assert.equal(indexed.services.length, big.services.length);
+      assert.equal(indexed.services.find((s) => s.service === 'pad7.service')!.exists, false);
+      const exact = await get('/services?exact=true');
+      assert.equal(exact.source, 'workflows');
+      assert.equal(exact.services.find((s) => s.service === 'svc1.service')!.phase, 'validating');
+
+      const table = await runCli(['status', '--config', bigFile]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stderr, /visibility index .*--exact/s);
+      assert.equal(table.stdout.trim().split('\n').length, big.services.length + 1, 'a header and a row per service');
+      const json = await runCli(['status', '--json', '--exact', '--config', bigFile]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.doesNotMatch(json.stderr, /visibility index/);
+      assert.equal((JSON.parse(json.stdout) as unknown[]).length, big.services.length);
+    } finally {
+      await bigApp.close();
+    }
   });
 });
 

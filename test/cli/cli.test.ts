@@ -1,6 +1,6 @@
 // The command line itself: help, config checking, privileges, and errors (exit codes and messages).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { privilegesSnippet } from '../../src/cli/privileges';
@@ -51,6 +51,13 @@ describe('selfheal CLI', () => {
     assert.match(missing.stderr, /file not found/);
   });
 
+  it('--version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), pkg.version);
+  });
+
   it('usage errors exit 2 with a hint', async () => {
     const r = await runCli(['frobnicate']);
     assert.equal(r.code, 2);
@@ -70,6 +77,17 @@ describe('selfheal CLI', () => {
       assert.match(r.stderr, /longer than the longest pause \(365d\); leave out --for to pause until resumed/);
       assert.doesNotMatch(r.stderr, /RangeError|Invalid time value/);
     }
+  });
+
+  it('the long-running commands load their runtime when run from sources (no dist/)', async () => {
+    // `selfheal api` without tokens reaches the API's own refusal only after loading src/runtime.ts.
+    const port = await freePort();
+    const cfg = join(dir, 'from-source.yaml');
+    writeFileSync(cfg, `api: { listen: "127.0.0.1:${port}" }\nservices: [ { name: a.service, host: h } ]\n`);
+    const r = await runCli(['api', '--config', cfg], { env: { SELFHEAL_FROM_SOURCE: '1' } });
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stderr, /Cannot find module/);
+    assert.match(r.stderr, /api\.token and api\.adminToken are not set/);
   });
 
   it('says clearly when Temporal is unreachable (exit 4)', async () => {

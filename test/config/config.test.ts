@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/config';
 import { parseListen } from '../../src/util/parse';
 import { hostNameProblem, unitNameProblem } from '../../src/config/names';
+import { tempDir } from '../helpers/config';
 
 function problems(yaml: string, env: NodeJS.ProcessEnv = {}) {
   try {
@@ -53,6 +53,7 @@ describe('config', () => {
     assert.equal(c.temporal.address, 'embedded');
     assert.equal(c.services[0].manager, 'systemd');
     assert.equal(c.services[0].unit, 'a.service');
+    assert.equal(c.worker.maxCachedWorkflows, 1000, 'the worker cache is bounded by default');
     assert.deepEqual(c.alerts.ignoreAlertnames, [
       'SelfHealingExhausted',
       'ConsecutiveFailures',
@@ -118,7 +119,7 @@ describe('config', () => {
   });
 
   it('explains a missing file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const dir = tempDir();
     assert.throws(() => loadConfig(join(dir, 'nope.yaml'), {}), /file not found/);
     writeFileSync(join(dir, 'selfheal.yaml'), minimal);
     assert.equal(loadConfig(undefined, { SELFHEAL_CONFIG: join(dir, 'selfheal.yaml') }).services.length, 1);

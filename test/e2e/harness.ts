@@ -32,7 +32,7 @@ import { UserSystemd, type UnitState } from '../helpers/systemd';
 import { waitFor } from '../helpers/wait';
 import { WebhookSink } from '../helpers/webhook-sink';
 
-const AGENT = join(__dirname, 'agent', 'crypto-agent.mjs');
+export const AGENT = join(__dirname, 'agent', 'crypto-agent.mjs');
 const PROMETHEUS_BIN = '/usr/bin/prometheus';
 const ALERTMANAGER_BIN = '/usr/bin/prometheus-alertmanager';
 
@@ -207,6 +207,17 @@ class Child {
   /** Synchronous last resort. */
   killNow(): void {
     this.killGroup('SIGKILL');
+  }
+}
+
+/** Whether `pid` is a crypto agent whose state folder is `agentsDir` (read from /proc, so a reused pid is not). */
+export function isAgentOf(pid: number, agentsDir: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    return argv.includes(AGENT) && env.includes(`AGENT_STATE_DIR=${agentsDir}`);
+  } catch {
+    return false;
   }
 }
 
@@ -747,7 +758,12 @@ export class Harness {
     else rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Agents still running (their manager died first), by the pid each wrote at start. */
+  /**
+   * Agents still running (their manager died first), by the pid each wrote at start. A pid is
+   * killed only while it is still one of this harness's agents (its command line runs the agent
+   * script and its environment names this harness's state folder): a recorded pid may have been
+   * reused by an unrelated process since.
+   */
   private killAgents(): void {
     let files: string[];
     try {
@@ -757,7 +773,7 @@ export class Harness {
     }
     for (const f of files) {
       const pid = Number(readFileSync(join(this.agentsDir, f), 'utf8').trim());
-      if (!Number.isInteger(pid) || pid <= 1) continue;
+      if (!Number.isInteger(pid) || pid <= 1 || !isAgentOf(pid, this.agentsDir)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

@@ -113,6 +113,25 @@ exec sleep infinity
 const live = new Set<InstallRoot>();
 let exitHook = false;
 
+/** The namespace a process is in (e.g. `net:[4026532281]`), or '' when it cannot be read. */
+function readNs(pid: number, kind: 'net' | 'mnt'): string {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return '';
+  }
+}
+
+/** A process's start time (field 22 of /proc/<pid>/stat): a pid and its start time name one process. */
+function startTimeOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 export class InstallRoot {
   private readonly processes: RootProcess[] = [];
 
@@ -121,6 +140,9 @@ export class InstallRoot {
     readonly hostname: string,
     private readonly holder: RootProcess,
   ) {}
+
+  /** The holder as it was when it came up: what sweep() checks before it kills anything. */
+  private identity: { start: string; net: string } | null = null;
 
   /** The holder's namespaces: `nsenter` arguments. */
   private get ns(): string[] {
@@ -168,6 +190,9 @@ export class InstallRoot {
         timeoutMs: 15_000,
       });
       if (!root.holder.running) throw new Error(`the namespace holder exited:\n${root.holder.log()}`);
+      const pid = child.pid!;
+      const net = readNs(pid, 'net');
+      if (net && net !== readNs(process.pid, 'net')) root.identity = { start: startTimeOf(pid), net };
     } catch (err) {
       await root.stop();
       throw err;
@@ -355,21 +380,22 @@ export class InstallRoot {
   /**
    * SIGKILL to every process in the root's network namespace: everything started here shares it,
    * including what a systemd user manager started in its own sessions (not in any group of ours).
+   * Only while the holder is provably still our holder (same pid, same start time and network
+   * namespace as recorded when it came up): a reused pid would name another namespace, maybe the
+   * host's, and its every process. Never the namespace this process is in.
    */
   private sweep(): void {
+    const h = this.identity;
     const pid = this.holder.child.pid;
-    if (pid === undefined) return;
-    let net: string;
-    try {
-      net = readlinkSync(`/proc/${pid}/ns/net`);
-    } catch {
-      return;
-    }
+    if (!h || pid === undefined || startTimeOf(pid) !== h.start || readNs(pid, 'net') !== h.net) return;
+    if (h.net === readNs(process.pid, 'net')) return;
     for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      const other = Number(p);
+      if (other === process.pid || readNs(other, 'net') !== h.net) continue;
       try {
-        if (Number(p) !== process.pid && readlinkSync(`/proc/${p}/ns/net`) === net) process.kill(Number(p), 'SIGKILL');
+        process.kill(other, 'SIGKILL');
       } catch {
-        // gone, or not ours to read
+        // gone
       }
     }
   }

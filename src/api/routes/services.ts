@@ -13,7 +13,7 @@ import {
   ServiceParams,
   ServiceSummarySchema,
 } from '../schemas/common';
-import { Nullable, ServiceStateSchema } from '../schemas/state';
+import { Nullable, OneOf, ServiceStateSchema } from '../schemas/state';
 
 const STATUS_FOR: Record<ActionError['code'], number> = {
   'not-found': 404,
@@ -63,11 +63,19 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
     '/services',
     {
       onRequest: readGuard,
-      schema: { response: { 200: Type.Object({ services: Type.Array(ServiceSummarySchema) }), ...errors } },
+      schema: {
+        querystring: Type.Object({ exact: Type.Optional(OneOf(['true', 'false'] as const)) }),
+        response: {
+          200: Type.Object({
+            services: Type.Array(ServiceSummarySchema),
+            /** `index`: the visibility index, one call, a few seconds behind; `workflows`: each workflow's own state. */
+            source: OneOf(['index', 'workflows'] as const),
+          }),
+          ...errors,
+        },
+      },
     },
-    async () => ({
-      services: config.temporal.searchAttributes ? await actions.listFromVisibility() : await actions.list(),
-    }),
+    async (request) => actions.overview({ exact: request.query.exact === 'true' }),
   );
 
   app.get(

@@ -36,7 +36,10 @@ export const ServiceSummarySchema = Type.Object({
   host: Type.String(),
   service: Type.String(),
   workflowId: Type.String(),
-  /** False when no workflow exists yet for this service (it never alerted). */
+  /**
+   * False when no workflow exists yet for this service (it never alerted); read from the visibility
+   * index (`source: index`), also false for a service at rest (idle, OK, no failures).
+   */
   exists: Type.Boolean(),
   phase: OneOf([...PHASES, 'unknown' as const]),
   status: OneOf([...STATUSES, 'UNKNOWN' as const]),
