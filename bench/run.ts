@@ -4,7 +4,7 @@
 // (a partial run writes bench/results/partial.* and leaves both alone).
 //
 //   npm run bench                          # everything (~4 min on 2 cores)
-//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, simulate, cluster
+//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, simulate, cluster, fleet
 //   BENCH_ONLY=cluster npm run bench        # dev server vs a Temporal cluster on PostgreSQL (needs
 //                                           # `node scripts/setup.mjs --cluster`; skipped without it)
 //
@@ -15,6 +15,7 @@ import * as prettier from 'prettier';
 import { join } from 'node:path';
 import { runClusterBench } from './cluster';
 import { runEntitiesBench } from './entities';
+import { runFleetBench } from './fleet';
 import { runHistoryBench } from './history';
 import { runPolicyBench } from './policy';
 import { runSimulateBench } from './simulate';
@@ -25,7 +26,7 @@ import { runWebhookBench } from './webhook';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(__dirname, 'results');
-const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'reads', 'simulate', 'cluster'] as const;
+const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'reads', 'simulate', 'cluster', 'fleet'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard bound on the whole run: a hung server must not hang the bench. */
 const OVERALL_LIMIT_MS = 20 * 60_000;
@@ -114,6 +115,7 @@ async function main(): Promise<number> {
   results.simulate = await run('simulate', () => runSimulateBench(log, { services: 50, rounds: 3 }));
   results.reads = await run('reads', () => runReadsBench(log, { sizes: [1000, 10000], rounds: 3 }));
   results.cluster = await run('cluster', () => runClusterBench(log));
+  results.fleet = await run('fleet', () => runFleetBench(log));
   results.meta.wallSeconds = (performance.now() - started) / 1000;
 
   mkdirSync(RESULTS, { recursive: true });

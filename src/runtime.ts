@@ -16,12 +16,13 @@ import { resolveHost } from './config/names';
 export { resolveHost };
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
-import { workflowStateSource } from './metrics/state-source';
+import { SCRAPE_QUERY_TIMEOUT_MS, workflowStateSource } from './metrics/state-source';
+import { breakerStatus } from './client/breaker';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
 import { superviseDevServer, type SupervisedDevServer } from './temporal/supervisor';
 import { ensureSearchAttributes } from './temporal/search-attributes';
-import { createControlWorker, createHostWorker } from './worker/workers';
+import { createControlWorker, createFleetWorker, createHostWorker } from './worker/workers';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from './workflows/definitions';
 
 export interface RunOptions {
@@ -178,7 +179,10 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
           await conn.close();
         }
       }
-      if (opts.control) workers.push(await createControlWorker({ config, connection: native, metrics, audit }));
+      if (opts.control) {
+        workers.push(await createControlWorker({ config, connection: native, metrics, audit }));
+        workers.push(await createFleetWorker({ config, connection: native, metrics, audit }));
+      }
       if (opts.host !== null) workers.push(await createHostWorker({ config, connection: native, host: opts.host }));
     }
     const runs = workers.map((w) => w.run());
@@ -210,6 +214,8 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
       client = new Client({ connection, namespace: config.temporal.namespace });
       const actions = new ServiceActions(client, config, config.api.temporalTimeoutMs);
       metrics.setStateSource(workflowStateSource(actions, config));
+      const fleetClient = client;
+      metrics.setFleetSource(() => breakerStatus(fleetClient, SCRAPE_QUERY_TIMEOUT_MS));
       api = await startApiServer({ config, client, metrics, actions, audit });
       const server = api;
       cleanups.push(() => server.close());

@@ -1,4 +1,5 @@
 // Turns the results into a readable stdout summary and the Markdown section of BENCHMARKS.md.
+import type { FleetBenchResults } from '../fleet';
 import { renderClusterMarkdown, type ClusterResults } from '../cluster';
 import type { EntitiesResults } from '../entities';
 import type { HistoryResults } from '../history';
@@ -24,6 +25,7 @@ export interface BenchResults {
   webhook?: WebhookResults;
   entities?: EntitiesResults;
   simulate?: SimulateResults;
+  fleet?: FleetBenchResults;
   reads?: ReadsResult;
   cluster?: ClusterResults;
   errors: Record<string, string>;

@@ -9,7 +9,7 @@ import { AuditLog } from '../../src/activities/audit';
 import type { Config } from '../../src/config/config';
 import type { SelfhealMetrics } from '../../src/metrics/metrics';
 import { DevServer } from '../../src/temporal/dev-server';
-import { createControlWorker, createHostWorker } from '../../src/worker/workers';
+import { createControlWorker, createFleetWorker, createHostWorker } from '../../src/worker/workers';
 import { FakeManager } from '../../test/helpers/fake-manager';
 import { workflowBundle } from '../../test/helpers/temporal';
 import { tempDir } from './fixtures';
@@ -99,12 +99,19 @@ export async function startBenchWorkers(
     audit: new AuditLog(config.audit.file),
     workflows: { workflowBundle: bundle },
   });
+  const fleet = await createFleetWorker({
+    config,
+    connection: t.native,
+    metrics,
+    audit: new AuditLog(config.audit.file),
+    workflows: { workflowBundle: bundle },
+  });
   const hostWorkers = await Promise.all(
     hosts.map((host) =>
       createHostWorker({ config, connection: t.native, host, managers: () => fake, pollIntervalMs: 50 }),
     ),
   );
-  const workers = [control, ...hostWorkers];
+  const workers = [control, fleet, ...hostWorkers];
   const runs = workers.map((w) => w.run());
   return {
     workers,

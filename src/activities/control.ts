@@ -5,6 +5,7 @@ import type { SelfhealMetrics } from '../metrics/metrics';
 import type { Policy } from '../policy/policy';
 import { AUDIT_EVENTS } from '../workflows/definitions';
 import { AuditLog, type AuditRecord } from './audit';
+import { createFleetActivities } from './fleet';
 import { activityHeartbeat, activityLog, activitySleep } from './context';
 import { deliverEscalation, type DeliveryResult, type EscalationPayload } from './escalation';
 import { firingAlertsQuery, PrometheusClient } from './prometheus';
@@ -41,7 +42,16 @@ export function watchAudit(
 }
 
 export type ResolvedService =
-  { configured: true; unit: string; manager: ManagerKind; policy: Policy } | { configured: false; reason: string };
+  | {
+      configured: true;
+      unit: string;
+      manager: ManagerKind;
+      policy: Policy;
+      /** Fleet safety (optional: answers of workers from before it lack them). */
+      dependsOn?: string[];
+      answerTimeoutMs?: number;
+    }
+  | { configured: false; reason: string };
 
 export interface AlertCheck {
   host: string;
@@ -74,11 +84,19 @@ export function createControlActivities(deps: ControlActivityDeps) {
     });
 
   return {
+    ...createFleetActivities(config),
     /** The current policy, unit and manager of a service, read at the start of each incident. */
     async resolveService(ref: { host: string; service: string }): Promise<ResolvedService> {
       const svc = findService(config, ref.host, ref.service);
       if (!svc) return { configured: false, reason: `${ref.service} on ${ref.host} is not in ${config.source}` };
-      return { configured: true, unit: svc.unit, manager: svc.manager, policy: svc.policy };
+      return {
+        configured: true,
+        unit: svc.unit,
+        manager: svc.manager,
+        policy: svc.policy,
+        dependsOn: svc.dependsOn,
+        answerTimeoutMs: config.fleet.answerTimeoutMs,
+      };
     },
 
     /**

@@ -8,6 +8,7 @@ import type { AuditLog } from '../activities/audit';
 import { ServiceActions } from '../client/actions';
 import type { Config } from '../config/config';
 import type { SelfhealMetrics } from '../metrics/metrics';
+import { breakerRoutes } from './routes/breaker';
 import { healthRoutes } from './routes/health';
 import { serviceRoutes } from './routes/services';
 import { webhookRoutes } from './routes/webhook';
@@ -61,6 +62,7 @@ export const selfhealApi: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps)
   await app.register(healthRoutes, deps);
   await app.register(webhookRoutes, deps);
   await app.register(serviceRoutes, deps);
+  await app.register(breakerRoutes, deps);
 };
 
 export interface BuildOptions {

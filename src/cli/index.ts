@@ -1,4 +1,5 @@
 // The `selfheal` command line.
+import { addBreakerCommands } from './breaker';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -197,6 +198,8 @@ Examples:
       },
     );
   humanAction('resume', 'resume self-healing of a paused service');
+
+  addBreakerCommands(program, configOpt);
 
   program
     .command('check-config [file]')

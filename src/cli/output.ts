@@ -28,7 +28,7 @@ export function statusTable(services: (ServiceSummary | UnreadableSummary)[], fr
           s.host,
           s.service,
           s.status,
-          s.paused ? `${s.phase} (paused)` : s.phase,
+          s.paused ? `${s.phase} (paused)` : s.heldReason ? `${s.phase} (${s.heldReason})` : s.phase,
           String(s.consecutiveFailures),
           s.restartsLastHour === undefined ? '-' : String(s.restartsLastHour),
           s.incident ?? (s.exists || fromIndex ? '-' : 'never alerted'),
@@ -64,7 +64,7 @@ export function stateDetails(
         ? `  ${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(s.workflowId)}`
         : ''),
   );
-  kv('Status', `${s.status}  (phase ${s.phase})`);
+  kv('Status', `${s.status}  (phase ${s.phase}${s.held ? `, ${s.held.reason}: ${s.held.detail}` : ''})`);
   if (s.paused)
     kv(
       'Paused',

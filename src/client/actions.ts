@@ -136,6 +136,7 @@ export class ServiceActions {
       restartsLastHour: state?.restartsLastHour ?? 0,
       paused: state?.paused ?? false,
       incident: state?.incident?.id ?? null,
+      heldReason: state?.held?.reason ?? null,
     };
   }
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { Checker, ConfigError, lineFinder, substituteEnv } from './check';
+import { readAlertmanager, readFleet } from './fleet';
 import { SECTIONS, type Config } from './schema';
 import {
   readAlerts,
@@ -65,9 +66,24 @@ export function parseConfig(text: string, opts: ParseOptions = {}): Config {
   const audit = readAudit(c, top.audit, cwd, temporal.dataDir);
   const escalation = readEscalation(c, top.escalation, cwd);
   const worker = readWorker(c, top.worker, cwd, temporal.dataDir);
+  const fleet = readFleet(c, top.fleet, cwd);
+  const alertmanager = readAlertmanager(c, top.alertmanager, cwd);
   const services = readServices(c, top.services, cwd, policy);
   if (c.problems.length) throw new ConfigError(source, c.problems);
-  return { source, temporal, api, prometheus, alerts, policy, audit, escalation, worker, services };
+  return {
+    source,
+    temporal,
+    api,
+    prometheus,
+    alerts,
+    policy,
+    audit,
+    escalation,
+    worker,
+    fleet,
+    alertmanager,
+    services,
+  };
 }
 
 /** Which file to read: the flag, else SELFHEAL_CONFIG, else ./selfheal.yaml. */

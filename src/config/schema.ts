@@ -1,7 +1,8 @@
 // The configuration file's keys, section by section, with their defaults and checks. A key is
 // added here, once: the section's type (and so Config) follows from its table.
-import { DEFAULT_POLICY, MODES, type Policy } from '../policy/policy';
+import { DEFAULT_FLAPPING, DEFAULT_POLICY, MODES, type Policy } from '../policy/policy';
 import { show } from './check';
+import type { AlertmanagerConfig, FleetConfig } from './fleet';
 import { hostNameProblem, unitNameProblem } from './names';
 import {
   choice,
@@ -38,6 +39,8 @@ export const SECTIONS = [
   'audit',
   'escalation',
   'worker',
+  'fleet',
+  'alertmanager',
   'services',
 ] as const;
 
@@ -114,7 +117,14 @@ export const ALERTS = {
   /** Alerts about self-healing itself must never trigger a restart. */
   ignoreAlertnames: stringList(
     'ignoreAlertnames',
-    ['SelfHealingExhausted', 'ConsecutiveFailures', 'SelfHealingActive', 'SelfHealingUnavailable'],
+    [
+      'SelfHealingExhausted',
+      'ConsecutiveFailures',
+      'SelfHealingActive',
+      'SelfHealingUnavailable',
+      'SelfHealingBreakerOpen',
+      'ServiceFlapping',
+    ],
     'alert names',
   ),
 };
@@ -130,6 +140,14 @@ export const policyFields = (base: Policy = DEFAULT_POLICY) => ({
   hostTimeoutMs: duration('hostTimeout', base.hostTimeoutMs, { min: 1000 }),
   mode: choice('mode', MODES, base.mode),
   verifyAlertClears: flag('verifyAlertClears', base.verifyAlertClears),
+  flapping: custom<Policy['flapping']>('flapping', (c, v, path, ctx) =>
+    readSection(c, v ?? {}, path, flappingFields(base.flapping ?? DEFAULT_FLAPPING), ctx.cwd),
+  ),
+});
+
+const flappingFields = (base: NonNullable<Policy['flapping']>) => ({
+  incidents: integer('incidents', base.incidents, 2, 10_000),
+  windowMs: duration('window', base.windowMs, { min: 60_000 }),
 });
 
 export const audit = (dataDir: string) => ({ file: localPath('file', `${dataDir}/selfheal.log`) });
@@ -174,6 +192,8 @@ export const SERVICE = {
   manager: choice('manager', MANAGER_KINDS, 'systemd'),
   /** Read by the services reader, on top of the top-level policy. */
   policy: raw('policy'),
+  /** Guarded services this one depends on: `[{ service, host? }]`; read and checked by the services reader. */
+  dependsOn: raw('dependsOn'),
 };
 
 function nameProblem(name: string, problemOf: (name: string) => string | null): string | null {
@@ -189,6 +209,8 @@ export interface ServiceConfig {
   unit: string;
   manager: ManagerKind;
   policy: Policy;
+  /** Keys (`host/service`) of the guarded services this one depends on. */
+  dependsOn: string[];
 }
 
 export interface Config {
@@ -202,5 +224,7 @@ export interface Config {
   audit: Fields<ReturnType<typeof audit>>;
   escalation: { webhooks: WebhookConfig[] };
   worker: Fields<ReturnType<typeof worker>>;
+  fleet: FleetConfig;
+  alertmanager: AlertmanagerConfig;
   services: ServiceConfig[];
 }

@@ -5,6 +5,7 @@ import { DEFAULT_POLICY, mergePolicy, type Policy } from '../policy/policy';
 import { isLoopback, parseListen } from '../util/parse';
 import { show, type Checker, type Obj, type Path } from './check';
 import { keysOf, readEntry, readSection } from './fields';
+import { checkDependencies, readDependsOn } from './fleet';
 import { normalizeUnitName } from './names';
 import {
   ALERTS,
@@ -121,12 +122,14 @@ export function readServices(c: Checker, raw: unknown, cwd: string, policy: Poli
   const seen = new Map<string, number>();
   // One unit on one host has one budget: two entries for it would each allow the full budget.
   const seenUnits = new Map<string, number>();
+  const indexOf = new Map<ServiceConfig, number>();
   raw.forEach((s, i) => {
     const path = ['services', i];
     const so = readEntry(c, s, path, SERVICE, cwd);
     if (!so) return;
     const { name, host, unit, manager } = so;
     const svcPolicy = readPolicy(c, so.policy, [...path, 'policy'], cwd, policy);
+    const dependsOn = readDependsOn(c, so.dependsOn, [...path, 'dependsOn'], host);
     if (name === null || host === null) return;
     const key = `${host}/${name}`;
     if (seen.has(key)) {
@@ -149,7 +152,12 @@ export function readServices(c: Checker, raw: unknown, cwd: string, policy: Poli
       return;
     }
     seenUnits.set(unitKey, i);
-    services.push({ name, host, unit: fullUnit, manager, policy: svcPolicy });
+    services.push({ name, host, unit: fullUnit, manager, policy: svcPolicy, dependsOn });
+    indexOf.set(services[services.length - 1], i);
   });
+  checkDependencies(
+    c,
+    services.map((s) => ({ ...s, index: indexOf.get(s)! })),
+  );
   return services;
 }

@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config';
 import { ESCALATION_EVENTS } from '../workflows/definitions';
+import { createFleetGauges, type FleetSource } from './fleet-gauges';
 import { createStateGauges, type StateGaugeOptions, type StateSource } from './state-gauges';
 
 export {
@@ -35,6 +36,8 @@ export interface SelfhealMetrics {
   embeddedTemporalRestarts: Counter;
   /** Set the source the state gauges read at scrape time. */
   setStateSource(source: StateSource): void;
+  /** Set where the fleet-safety gauges read the coordinator at scrape time. */
+  setFleetSource(source: FleetSource): void;
   /** Where there is no state source (a control worker on its own): a Temporal call made at scrape time. */
   setTemporalProbe(probe: () => Promise<unknown>): void;
   /** Pre-creates the labelled series of every configured service at 0, so increase() sees the first restart. */
@@ -55,6 +58,7 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
     registers: [registry],
   });
   const state = createStateGauges(registry, opts);
+  const fleet = createFleetGauges(registry);
   const guarded = new Gauge({
     name: 'selfhealing_service_guarded',
     help: 'Always 1 for every configured service, from the config alone (whatever Temporal answers).',
@@ -144,6 +148,7 @@ export function createMetrics(registry = new Registry(), opts: MetricsOptions = 
       registers: [registry],
     }),
     setStateSource: state.setSource,
+    setFleetSource: fleet.setSource,
     setTemporalProbe: state.setProbe,
     initServices(config) {
       for (const s of config.services) {

@@ -3,6 +3,7 @@
 // source serves every gauge of a scrape; a service whose read fails is marked stale and keeps its
 // last good state for a while.
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { HOLD_REASONS } from '../policy/fleet';
 import { STATUS_VALUE, type Status } from '../policy/policy';
 
 export interface ServiceGaugeState {
@@ -13,6 +14,8 @@ export interface ServiceGaugeState {
   consecutiveFailures: number;
   /** Known when read from the workflow itself (not from the visibility index). */
   restartsLastHour?: number;
+  /** Why it waits in phase `held` (`unknown` when read from the visibility index). */
+  heldReason?: string | null;
 }
 
 /** A service whose state could not be read this time; `error` is a low-cardinality reason code. */
@@ -111,6 +114,18 @@ export function createStateGauges(registry: Registry, opts: StateGaugeOptions = 
     'Restarts of the service in the sliding hour the budget counts',
     (s) => s.restartsLastHour,
   );
+  new Gauge({
+    name: 'selfhealing_held_incidents',
+    help: 'Incidents waiting in phase held (fleet safety), by reason (breaker, breaker-unavailable, dependency, silenced, flapping, concurrency).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    async collect() {
+      const snapshot = await states();
+      this.reset();
+      for (const r of HOLD_REASONS) this.set({ reason: r }, 0);
+      for (const s of snapshot) if (s.state?.heldReason) this.inc({ reason: s.state.heldReason });
+    },
+  });
   // Whether each exported state is current: a read that fails for one service marks only that one.
   snapshotGauge(
     'selfhealing_state_stale',

@@ -38,6 +38,7 @@ export function workflowStateSource(
     phase: s.phase,
     consecutiveFailures: s.consecutiveFailures,
     restartsLastHour: s.restartsLastHour,
+    heldReason: s.heldReason ?? (s.phase === 'held' ? 'unknown' : null),
   });
   return async () => {
     if (!useQueries) return (await actions.listFromVisibility()).map(gauge);

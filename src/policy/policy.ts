@@ -21,9 +21,16 @@ export interface Policy {
   mode: Mode;
   /** Also require the triggering alert to clear in Prometheus before a restart counts as verified. */
   verifyAlertClears: boolean;
+  /**
+   * This many incidents inside the window make a service flapping (ServiceFlapping, then approval).
+   * Optional: policies carried by runs from before it have none (the default applies).
+   */
+  flapping?: { incidents: number; windowMs: number };
 }
 
-export const DEFAULT_POLICY: Policy = {
+export const DEFAULT_FLAPPING = { incidents: 5, windowMs: HOUR_MS };
+
+export const DEFAULT_POLICY: Required<Policy> = {
   validationWindowMs: 120_000,
   cooldownMs: 60_000,
   maxRestartsPerHour: 3,
@@ -33,6 +40,7 @@ export const DEFAULT_POLICY: Policy = {
   hostTimeoutMs: 30_000,
   mode: 'auto',
   verifyAlertClears: false,
+  flapping: DEFAULT_FLAPPING,
 };
 
 /** The part of the workflow state the policy reads. Times are epoch milliseconds. */
@@ -159,6 +167,7 @@ export const PHASES = [
   'verifying',
   'escalated',
   'paused',
+  'held',
 ] as const;
 export type Phase = (typeof PHASES)[number];
 
@@ -185,4 +194,15 @@ export function statusOf(phase: Phase, hasIncident: boolean): Status {
 /** Merges per-service overrides over the defaults. */
 export function mergePolicy(base: Policy, override: Partial<Policy> | undefined): Policy {
   return { ...base, ...(override ?? {}) };
+}
+
+/** Incidents remembered for flap detection: those inside the window, newest last, at most `cap`. */
+export function recentIncidents(times: readonly number[], now: number, windowMs: number, cap = 100): number[] {
+  return times.filter((t) => t > now - windowMs && t <= now).slice(-cap);
+}
+
+/** Whether the incidents inside the window (the one opening now included) make the service flapping. */
+export function isFlapping(times: readonly number[], now: number, p: Policy['flapping'] | undefined): boolean {
+  const f = p ?? DEFAULT_FLAPPING;
+  return recentIncidents(times, now, f.windowMs).length >= f.incidents;
 }

@@ -19,6 +19,7 @@ import type { Config } from '../config/config';
 import { testServerPath } from '../temporal/binaries';
 import { workflowSource } from '../worker/workers';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/definitions';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet-definitions';
 import { planHistory, type AlertHistory, type PlannedHistory } from './history';
 import { HostModel, simulatedControlActivities, simulatedHostActivities, type RecoveryModel } from './host';
 
@@ -101,10 +102,15 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
   if (planned.services.size === 0) return { ...result, wallMs: performance.now() - started };
 
   const workflows = opts.workflows ?? (await productionWorkflows());
-  // Services never interact, so they are simulated in independent shards, each on its own test
+  // Without fleet safety services never interact, so they are simulated in independent shards, each on its own test
   // server and clock: a shard waits only for its own services' timers and activities.
   // A small history is quicker in one shard in this process than to start more.
-  const wanted = opts.shards ?? Math.min(defaultShards(), Math.ceil(planned.deliveries.length / DELIVERIES_PER_SHARD));
+  // Fleet safety (breaker, restart slots, dependencies) couples the services: then one shard, so the
+  // coordinator sees the whole fleet, unless the caller asks for shards (faster, breaker per shard).
+  const coupled = config.fleet.breaker.enabled || config.services.some((s) => (s.dependsOn ?? []).length > 0);
+  const wanted =
+    opts.shards ??
+    (coupled ? 1 : Math.min(defaultShards(), Math.ceil(planned.deliveries.length / DELIVERIES_PER_SHARD)));
   const shards = partition([...planned.services.keys()], planned, wanted);
   const progress = new Map<number, number>();
   const report = (shard: number, done: number) => {
@@ -171,6 +177,15 @@ export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
         connection: env.nativeConnection,
         namespace,
         taskQueue: CONTROL_TASK_QUEUE,
+        ...x.workflows,
+        activities: simulatedControlActivities(config, model, { audit: records }),
+      }),
+    );
+    workers.push(
+      await Worker.create({
+        connection: env.nativeConnection,
+        namespace,
+        taskQueue: FLEET_TASK_QUEUE,
         ...x.workflows,
         activities: simulatedControlActivities(config, model, { audit: records }),
       }),

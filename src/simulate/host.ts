@@ -3,6 +3,7 @@
 // file, no escalation webhook, no Prometheus). Typed as the real activities, so a change to their
 // signatures breaks the build here rather than the simulation at run time.
 import { Context } from '@temporalio/activity';
+import { createFleetActivities } from '../activities/fleet';
 import type { AuditRecord, ControlActivities, HostActivities, ResolvedService } from '../activities';
 import type { UnitStatus } from '../activities/service-manager';
 import { findService, type Config } from '../config/config';
@@ -144,6 +145,12 @@ export function simulatedControlActivities(
 ): ControlActivities {
   const prometheus = !!config.prometheus.url;
   return {
+    // The real fleet coordinator runs in the simulation (on its test server, through the activity's
+    // client); Alertmanager is never asked: a simulation has no silences.
+    ...createFleetActivities(config),
+    async activeSilence() {
+      return { reachable: null };
+    },
     async resolveService(ref): Promise<ResolvedService> {
       const svc = findService(config, ref.host, ref.service);
       if (!svc) return { configured: false, reason: `${ref.service} on ${ref.host} is not in ${config.source}` };

@@ -13,7 +13,7 @@ import type { SimulationResult } from './driver';
 export const REFUSAL_KINDS = [
   { kind: 'cooldown', decisions: ['wait-cooldown'] },
   { kind: 'budget', decisions: ['refuse-budget'] },
-  { kind: 'breaker', decisions: ['refuse-breaker'] },
+  { kind: 'breaker', decisions: ['hold-breaker', 'hold-breaker-unavailable'] },
 ] as const;
 export type RefusalKind = (typeof REFUSAL_KINDS)[number]['kind'];
 
@@ -81,7 +81,7 @@ export function serviceFigures(records: readonly AuditRecord[], end: number): Om
       case AUDIT_EVENTS.decision: {
         const kind = refusalOf(r.decision);
         if (kind) refused[kind]++;
-        if (HOLD_DECISIONS.has(r.decision)) heldSince ??= t;
+        if (HOLD_DECISIONS.has(r.decision) || r.decision.startsWith('hold-')) heldSince ??= t;
         break;
       }
       case AUDIT_EVENTS.restart:

@@ -1,5 +1,6 @@
-// The two kinds of worker: the control worker (entity workflows + control activities, queue
-// selfheal-control) and the host worker (restart/verify activities, queue selfheal-host-<host>).
+// The kinds of worker: the control worker (entity workflows + control activities, queue
+// selfheal-control), beside it the fleet coordinator's worker (queue selfheal-fleet), and the host
+// worker (restart/verify activities, queue selfheal-host-<host>).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
@@ -12,6 +13,7 @@ import type { Config } from '../config/config';
 import type { SelfhealMetrics } from '../metrics/metrics';
 import { projectRoot } from '../temporal/binaries';
 import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/definitions';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet-definitions';
 
 /** Built by `npm run build`: workflow code is bundled once, not at every worker start. */
 export function prebuiltBundlePath(): string {
@@ -51,6 +53,26 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
     }),
     ...(deps.identity ? { identity: deps.identity } : {}),
     ...workflowCache(deps.config.worker.maxCachedWorkflows),
+  });
+}
+
+/**
+ * The fleet coordinator's worker: the same workflow code and control activities on the coordinator's
+ * own queue, in the control process, so its tasks never queue behind entity workflow tasks.
+ */
+export function createFleetWorker(deps: ControlWorkerDeps): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.config.temporal.namespace,
+    taskQueue: FLEET_TASK_QUEUE,
+    ...(deps.workflows ?? workflowSource()),
+    activities: createControlActivities({
+      config: deps.config,
+      metrics: deps.metrics,
+      audit: deps.audit ?? new AuditLog(deps.config.audit.file),
+      prometheus: deps.prometheus,
+    }),
+    ...(deps.identity ? { identity: `${deps.identity}-fleet` } : {}),
   });
 }
 

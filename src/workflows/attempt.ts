@@ -1,9 +1,10 @@
 // Steps 3 to 5 of an incident: restart the unit on its host, verify that it came back, and then
 // close the incident, escalate, or wait out the cooldown and try again.
-import { log, patched, sleep } from '@temporalio/workflow';
+import { log, sleep } from '@temporalio/workflow';
 import { afterAttempt, cooldownUntil, pruneRestarts } from '../policy/policy';
 import { AUDIT_EVENTS, hostTaskQueue, type AttemptRecord } from './definitions';
 import { callStarted, readFailure, worthRetrying, type FailureReading } from './effects';
+import { releaseSlot } from './gate';
 import type { IncidentContext, Next } from './incident';
 import { iso, PATCH_RESTART_RETRY, RECENT_ATTEMPTS } from './state';
 
@@ -33,7 +34,7 @@ export async function restartAndVerify(i: IncidentContext): Promise<Next> {
   });
   let beforeFingerprint: string;
   try {
-    const r = patched(PATCH_RESTART_RETRY)
+    const r = i.e.patched(PATCH_RESTART_RETRY)
       ? await restartWithRetries(i, id)
       : await i.host.restart({ ...i.fx.ref(), attemptId: id });
     beforeFingerprint = r.beforeFingerprint;
@@ -124,6 +125,8 @@ export async function finishAttempt(i: IncidentContext, a: AttemptOutcome): Prom
     detail: a.detail.slice(0, 300),
   };
   i.e.s.attempts = [...i.e.s.attempts, record].slice(-RECENT_ATTEMPTS);
+  // The slot goes back with the result: a half-open breaker's trial closes or reopens it.
+  await releaseSlot(i, a.restarted ? (a.ok ? 'verified' : 'failed') : 'not-used');
   if (a.restarted) i.e.s.totals.restarts++;
   if (!a.ok) i.e.s.totals.failures++;
   await i.fx.audit({

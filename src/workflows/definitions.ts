@@ -10,6 +10,7 @@ import type {
   IncidentViewSchema,
   ServiceStateSchema,
 } from '../api/schemas/state';
+import type { HoldReason } from '../policy/fleet';
 import type { Phase, Policy } from '../policy/policy';
 
 export const WORKFLOW_TYPE = 'selfhealService';
@@ -87,6 +88,10 @@ export const ESCALATION_EVENTS = [
   'HostUnreachable',
   'HostStateUnwritable',
   'ApprovalRequired',
+  /** The breaker of a scope tripped: one for the storm, listing the affected services. */
+  'MassFailure',
+  /** A service had many incidents in a short window: its restarts need approval until it is quiet. */
+  'ServiceFlapping',
 ] as const;
 export type EscalationEvent = (typeof ESCALATION_EVENTS)[number];
 
@@ -118,6 +123,11 @@ export const AUDIT_EVENTS = {
   resumed: 'resumed',
   ignoredSignal: 'ignored-signal',
   alertsNotActedOn: 'alerts-not-acted-on',
+  /** Fleet safety: a breaker's transition (the coordinator's lines, host `*` for the fleet scope). */
+  breaker: 'breaker',
+  /** An incident waits in phase `held` (reason in `decision`), and is let go. */
+  held: 'held',
+  released: 'released',
 } as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS];
 
@@ -137,6 +147,9 @@ export interface EscalationPayload {
   lastAttempt?: { result: string; reason: string; at: string } | null;
   /** Link to the workflow in the Temporal UI, when its address is known. */
   temporalUi?: string;
+  /** MassFailure: the breaker's scope (`fleet`, `host:<name>`) and the services with an open incident. */
+  scope?: string;
+  services?: string[];
 }
 
 // The `state` query's answer and its parts: types of the API's response schema (src/api/schemas/state.ts).
@@ -201,6 +214,10 @@ export interface CarriedState {
   incidentSeq: number;
   /** Escalations whose delivery had not finished when the previous run continued-as-new. */
   undelivered: EscalationPayload[];
+  /** Fleet safety: when recent incidents opened (flap detection, pruned to the window). */
+  incidentTimes?: number[];
+  /** When the service started flapping (ServiceFlapping went out); null when it is not. */
+  flappingSince?: number | null;
 }
 
 export interface CarriedIncident {
@@ -218,4 +235,17 @@ export interface CarriedIncident {
   /** Optional: absent in state carried by runs from before it existed. */
   hostStateEscalated?: boolean;
   approvalRequested: boolean;
+  // Fleet safety (optional: absent in state carried by runs from before it).
+  /** Why the incident waits in phase `held`, since when. */
+  held?: { reason: HoldReason; detail: string; since: number } | null;
+  /** The coordinator granted a restart slot for this incident (given back after the attempt). */
+  granted?: boolean;
+  /** Asks sent to the coordinator for this incident. */
+  asks?: number;
+  /** Keys (`host/service`) of the services this one depends on. */
+  dependsOn?: string[];
+  /** The service was flapping when this incident opened: its restarts need approval. */
+  flapping?: boolean;
+  /** How long to wait for the coordinator's answer. */
+  answerTimeoutMs?: number;
 }

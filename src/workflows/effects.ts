@@ -229,6 +229,7 @@ export class Effects {
         'awaiting-approval': 'waits for a human to approve the restart',
         escalated: 'waits for a human: self-healing is not working',
         paused: 'holds: paused for maintenance',
+        held: `holds (${inc.held?.reason ?? 'fleet safety'}): ${inc.held?.detail ?? ''}; \`selfheal breaker status\``,
         restarting: 'restarts the unit on its host',
         verifying: 'verifies that the unit came back',
       };

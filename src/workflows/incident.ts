@@ -4,22 +4,26 @@
 // Each step starts at a boundary (humans' decisions audited, phase published, a skip ends it);
 // waits go through the one `waitFor`, which says why it woke. A run that continued-as-new picks an
 // open incident up at its wait (validating, a slot, a human, a pause) from the carried phase.
-import { log, patched, sleep } from '@temporalio/workflow';
+import { log, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../policy/duration';
 import {
   budgetFreesAt,
   decideRestart,
+  DEFAULT_FLAPPING,
+  isFlapping,
+  recentIncidents,
   failuresInForce,
   restartsInWindow,
   stillUnhealthy,
   type Phase,
 } from '../policy/policy';
 import { finishAttempt, restartAndVerify } from './attempt';
+import { gate, hold, notifyFleet, releaseSlot, waitHeld } from './gate';
 import { AUDIT_EVENTS, type CarriedIncident } from './definitions';
 import { Effects, hostActivities, readFailure, type HostCalls } from './effects';
 import { iso, PATCH_FAILURES_SURVIVE_RECOVERY, type EntityState } from './state';
 
-type Step = 'validate' | 'recheck' | 'restart' | 'wait-slot' | 'wait-human' | 'wait-pause';
+type Step = 'validate' | 'recheck' | 'gate' | 'restart' | 'wait-slot' | 'wait-human' | 'wait-pause' | 'wait-held';
 export type Ending = 'closed' | 'continue-as-new';
 export type Next = Step | Ending;
 
@@ -48,6 +52,8 @@ export function resumeAt(phase: Phase): Step {
       return 'wait-human';
     case 'paused':
       return 'wait-pause';
+    case 'held':
+      return 'wait-held';
     case 'restarting':
     case 'verifying':
       return 'restart';
@@ -66,12 +72,15 @@ export async function remediate(e: EntityState, fx: Effects, from: Step): Promis
   for (;;) {
     // 2. Re-check on the host and apply the policy: restart now, or wait.
     if (next === 'recheck') next = await i.recheckAndDecide();
+    // Fleet safety: silences, breaker, concurrency, dependencies; held until let go.
+    if (next === 'gate') next = await gate(i);
     // 3, 4, 5. Restart on the host, verify; a failure escalates or waits out the cooldown.
     if (next === 'restart') next = await restartAndVerify(i);
     // The waits: for a restart slot (cooldown, budget), for a human, for the end of a pause.
     if (next === 'wait-slot') next = await i.waitForSlot();
     else if (next === 'wait-human') next = await i.waitForHuman();
     else if (next === 'wait-pause') next = await i.waitForPause();
+    else if (next === 'wait-held') next = await waitHeld(i);
     if (next === 'closed' || next === 'continue-as-new') return next;
   }
 }
@@ -97,7 +106,7 @@ export async function openIncident(e: EntityState, fx: Effects): Promise<void> {
   }
   const now = Date.now();
   // Failures survive a recovery on its own, but not a quiet hour before the next incident.
-  if (patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
+  if (e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
     s.consecutiveFailures = failuresInForce(s.consecutiveFailures, s.lastFailureAt, now);
   }
   s.incidentSeq++;
@@ -123,6 +132,30 @@ export async function openIncident(e: EntityState, fx: Effects): Promise<void> {
     reason: `${alert.alertnames.join(', ')} firing; validating for ${formatDuration(resolved.policy.validationWindowMs)}`,
     detail: alert.summary ?? undefined,
   });
+  if (e.fleet) await openFleetIncident(e, fx, resolved.dependsOn ?? [], resolved.answerTimeoutMs);
+}
+
+/** Fleet safety at the opening of an incident: the coordinator counts it; flap detection. */
+async function openFleetIncident(e: EntityState, fx: Effects, dependsOn: string[], answerTimeoutMs?: number) {
+  const s = e.s;
+  const inc = s.incident!;
+  const now = inc.openedAt;
+  const flapping = inc.policy.flapping;
+  inc.dependsOn = dependsOn;
+  if (answerTimeoutMs) inc.answerTimeoutMs = answerTimeoutMs;
+  s.incidentTimes = recentIncidents([...(s.incidentTimes ?? []), now], now, (flapping ?? DEFAULT_FLAPPING).windowMs);
+  inc.flapping = isFlapping(s.incidentTimes, now, flapping);
+  if (!inc.flapping) s.flappingSince = null;
+  else if (s.flappingSince == null) {
+    s.flappingSince = now;
+    const f = flapping ?? DEFAULT_FLAPPING;
+    await fx.escalate(
+      'ServiceFlapping',
+      `${e.input.service} on ${e.input.host} is flapping: ${s.incidentTimes.length} incidents within ${formatDuration(f.windowMs)} (limit ${f.incidents}); ` +
+        `its restarts wait for approval until it has been quiet for ${formatDuration(f.windowMs)}: selfheal approve ${e.input.service} --host ${e.input.host}`,
+    );
+  }
+  await notifyFleet(e, { kind: 'opened', incidentId: inc.id });
 }
 
 class Incident implements IncidentContext {
@@ -211,7 +244,7 @@ class Incident implements IncidentContext {
       const promFiring = unitActive ? await this.fx.alertStillFiring(this.inc.alertnames) : null;
       const firingSignalled = this.e.firing.length > 0;
       if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled })) {
-        if (!patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
+        if (!this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
         await this.fx.audit({
           event: AUDIT_EVENTS.recheck,
           decision: 'no-restart',
@@ -238,8 +271,15 @@ class Incident implements IncidentContext {
     });
     const decision = (decision: string, reason: string) =>
       this.fx.audit({ event: AUDIT_EVENTS.decision, decision, reason });
+    if (this.inc.granted && d.kind !== 'restart') await releaseSlot(this, 'not-used');
     switch (d.kind) {
       case 'restart':
+        if (this.e.fleet) {
+          if (this.inc.flapping && !d.approved) {
+            return hold(this, 'flapping', 'the service is flapping: a human must approve each restart', null);
+          }
+          return 'gate';
+        }
         this.fx.enter('restarting');
         return 'restart';
       case 'dry-run':
@@ -314,6 +354,7 @@ class Incident implements IncidentContext {
     if (woke === 'continue-as-new') return woke;
     if (woke === 'skip') return this.skipped();
     if (woke === 'approve') {
+      if (this.e.fleet) return 'gate';
       this.fx.enter('restarting');
       return 'restart';
     }
@@ -348,10 +389,12 @@ class Incident implements IncidentContext {
     reason: string,
     opts: { resetFailures?: boolean; recovered?: boolean },
   ): Promise<'closed'> {
-    if (opts.resetFailures || (opts.recovered && !patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
+    if (opts.resetFailures || (opts.recovered && !this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
       this.s.consecutiveFailures = 0;
     }
     await this.fx.audit({ event: AUDIT_EVENTS.incidentClosed, decision: outcome, reason });
+    // The coordinator forgets the incident, its slot and its place in the queue.
+    if (this.e.fleet) await notifyFleet(this.e, { kind: 'closed', incidentId: this.inc.id });
     this.s.incident = null;
     this.s.skipPending = false;
     this.s.approvalPending = false;

@@ -16,7 +16,8 @@ import {
 import { Effects } from './effects';
 import { openIncident, remediate, resumeAt } from './incident';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
-import { EntityState, PATCHES, WAIT_PHASES } from './state';
+import { fleetAnswerSignal } from './fleet-definitions';
+import { EntityState, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
@@ -24,6 +25,8 @@ export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state
 export async function selfhealService(input: ServiceWorkflowInput): Promise<void> {
   for (const id of PATCHES) patched(id);
   const e = new EntityState(input);
+  // Decided above, in the first task; this reads the cached decision.
+  e.fleet = patched(PATCH_FLEET_SAFETY);
   const fx = new Effects(e);
 
   setHandler(alertFiringSignal, (p) => {
@@ -36,6 +39,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   setHandler(pauseSignal, (p) => e.onPause(payloadObject(p).until, humanPayload(p)));
   setHandler(resumeSignal, (p) => e.onHuman('resume', humanPayload(p)));
   setHandler(stateQuery, () => e.view());
+  setHandler(fleetAnswerSignal, (a) => e.onFleetAnswer(a));
 
   fx.resendUndelivered();
   for (;;) {

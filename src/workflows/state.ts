@@ -1,7 +1,7 @@
 // The entity's state: what is carried through continue-as-new (plain JSON), what the message
 // handlers do to it, what the `state` query shows, and the one wait that every step of an incident
 // uses (`waitFor`), which says why it woke.
-import { condition, log, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, workflowInfo } from '@temporalio/workflow';
 import { budgetFreesAt, cooldownUntil, restartsInWindow, statusOf, type Phase, type Policy } from '../policy/policy';
 import {
   AUDIT_EVENTS,
@@ -15,6 +15,7 @@ import {
   type ServiceStateView,
   type ServiceWorkflowInput,
 } from './definitions';
+import type { FleetAnswer } from './fleet-definitions';
 import { alertRefs, cleanNames, migrateFiring, union } from './payloads';
 
 // Changes to the command sequence, each behind patched() so that recorded histories replay.
@@ -23,6 +24,11 @@ export const PATCH_RESTART_RETRY = 'restart-retried-by-workflow';
 /** A service recovering on its own does not reset consecutive failures (a verified restart or skip does). */
 export const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
 /**
+ * Fleet safety: every restart asks the fleet coordinator first (breaker, concurrency, dependencies),
+ * honours Alertmanager silences, and flap detection. Decided once at the start of a run (service.ts).
+ */
+export const PATCH_FLEET_SAFETY = 'fleet-safety';
+/**
  * Every patch, decided in the first task of each run (service.ts). Decided there, a new run records
  * its markers in its first task, and each later patched() call returns the same cached answer. First
  * decided after a local activity instead, the marker can land one workflow task after the point where
@@ -30,7 +36,7 @@ export const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
  * Runs started before this kept their markers where they were and still replay: a replay decides
  * nothing at the start when the first task has no marker, so the later calls answer as they did.
  */
-export const PATCHES: readonly string[] = [PATCH_RESTART_RETRY, PATCH_FAILURES_SURVIVE_RECOVERY];
+export const PATCHES: readonly string[] = [PATCH_FLEET_SAFETY, PATCH_RESTART_RETRY, PATCH_FAILURES_SURVIVE_RECOVERY];
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
 export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;
@@ -45,6 +51,7 @@ export const WAIT_PHASES: readonly Phase[] = [
   'exhausted',
   'awaiting-approval',
   'escalated',
+  'held',
 ];
 
 /** A human's signal, recorded when it arrives and written to the audit log at the next step. */
@@ -91,7 +98,7 @@ function addNames(a: readonly string[], b: readonly string[], max: number): stri
 }
 
 /** Why a wait ended. */
-export type Wake = 'deadline' | 'resolved' | 'skip' | 'approve' | 'unpaused' | 'continue-as-new';
+export type Wake = 'deadline' | 'resolved' | 'skip' | 'approve' | 'unpaused' | 'granted' | 'continue-as-new';
 
 /** Everything the entity knows: the carried state plus what one run keeps to itself. */
 export class EntityState {
@@ -99,6 +106,32 @@ export class EntityState {
   readonly workflowId: string;
   signalsThisRun = 0;
   readonly humanEvents: HumanEvent[] = [];
+  /** Whether this run takes part in fleet safety (patched() once, at the start of the run). */
+  fleet = false;
+  /** Patches found in force at the start of the run. */
+  private readonly early = new Set<string>();
+
+  /**
+   * Evaluates patches at the start of the run, where a new run records their markers: in its first
+   * task, before any local activity. A patch first evaluated later can land in a different workflow
+   * task on replay than it did live (a local activity that outlived a task heartbeat), and the
+   * replay then fails.
+   */
+  decidePatchesAtStart(ids: string[]): void {
+    for (const id of ids) if (patched(id)) this.early.add(id);
+  }
+
+  /**
+   * A patch's decision: in force from the start of the run, else asked where the code needs it (runs
+   * recorded before the decisions moved to the start have their markers there; a false answer during
+   * replay is not final, so asking again at the recorded place finds the marker).
+   */
+  patched(id: string): boolean {
+    return this.early.has(id) || patched(id);
+  }
+
+  /** The coordinator's last answer for the open incident. */
+  fleetAnswer: FleetAnswer | null = null;
 
   constructor(readonly input: ServiceWorkflowInput) {
     this.s = input.carried ? { ...initialState(), ...input.carried } : initialState();
@@ -168,6 +201,17 @@ export class EntityState {
     }
     this.s.firing = firing;
     if (this.firing.length === 0 && !this.s.incident) this.s.pendingAlert = null;
+  }
+
+  /** The coordinator's answer: kept if it is for the open incident; a grant holds a restart slot for it. */
+  onFleetAnswer(a: FleetAnswer): void {
+    const inc = this.s.incident;
+    if (!inc || !a || a.incidentId !== inc.id) return;
+    this.fleetAnswer = a;
+    if (a.decision === 'grant') inc.granted = true;
+    else if (inc.held && a.reason && inc.held.reason !== 'silenced' && inc.held.reason !== 'flapping') {
+      inc.held = { ...inc.held, reason: a.reason, detail: a.detail ?? '' };
+    }
   }
 
   onPause(until: unknown, p: HumanActionPayload): void {
@@ -256,6 +300,7 @@ export class EntityState {
         if (w === 'resolved' && this.firing.length === 0) return w;
         if (w === 'approve' && this.s.approvalPending) return w;
         if (w === 'unpaused' && this.s.pause == null) return w;
+        if (w === 'granted' && this.s.incident?.granted) return w;
       }
       return null;
     };
@@ -309,6 +354,7 @@ export class EntityState {
         duplicateAlerts: inc.duplicateAlerts,
         waitUntil: iso(inc.waitUntil),
       },
+      held: inc?.held ? { reason: inc.held.reason, detail: inc.held.detail, since: iso(inc.held.since)! } : null,
       consecutiveFailures: this.s.consecutiveFailures,
       restartsLastHour: inWindow.length,
       restartTimes: inWindow.map((t) => iso(t)!),

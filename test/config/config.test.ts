@@ -59,6 +59,8 @@ describe('config', () => {
       'ConsecutiveFailures',
       'SelfHealingActive',
       'SelfHealingUnavailable',
+      'SelfHealingBreakerOpen',
+      'ServiceFlapping',
     ]);
   });
 

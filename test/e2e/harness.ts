@@ -45,6 +45,8 @@ export interface HarnessOptions {
   failing?: string[];
   /** Policy overrides on top of the shortened test windows (config keys, e.g. { cooldown: '10s' }). */
   policy?: Record<string, string | number>;
+  /** The `fleet` section; by default the breaker is off (scenarios that stop several units at once are not about it). */
+  fleet?: Record<string, unknown>;
   /** Progress lines (default: a log file in the temp folder, and stderr with SELFHEAL_E2E_VERBOSE=1). */
   log?: (line: string) => void;
   /** Install SIGINT/SIGTERM handlers that kill everything (default true; the demo brings its own). */
@@ -276,6 +278,7 @@ export class Harness {
   private stopping: Promise<void> | null = null;
   private readonly logLine: (line: string) => void;
   private readonly policy: Record<string, string | number>;
+  private readonly fleet: Record<string, unknown>;
   private readonly started = Date.now();
 
   private constructor(opts: HarnessOptions) {
@@ -287,6 +290,7 @@ export class Harness {
     this.auditFile = join(this.dir, 'audit.log');
     this.deliveriesFile = opts.recordDeliveries ? join(this.dir, 'deliveries.jsonl') : null;
     this.policy = { ...TEST_POLICY, ...opts.policy };
+    this.fleet = opts.fleet ?? { breaker: { enabled: false } };
     const harnessLog = join(this.dir, 'harness.log');
     this.logLine =
       opts.log ??
@@ -448,6 +452,7 @@ export class Harness {
       prometheus: { url: this.promUrl },
       alerts: { serviceLabel: 'service', hostLabel: 'host' },
       policy: this.policy,
+      fleet: this.fleet,
       audit: { file: this.auditFile },
       escalation: { webhooks: [{ url: this.sink.url }] },
       // No extra listeners: everything this test reads is on the API's /metrics.

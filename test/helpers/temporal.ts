@@ -15,7 +15,7 @@ import type { Config } from '../../src/config/config';
 import type { SelfhealMetrics } from '../../src/metrics/metrics';
 import { temporalCliPath, testServerPath } from '../../src/temporal/binaries';
 import { ensureSearchAttributes } from '../../src/temporal/search-attributes';
-import { createControlWorker, createHostWorker } from '../../src/worker/workers';
+import { createControlWorker, createFleetWorker, createHostWorker } from '../../src/worker/workers';
 import { SA_FAILURES, SA_HOST, SA_PHASE, SA_SERVICE, SA_STATUS } from '../../src/workflows/definitions';
 
 try {
@@ -65,7 +65,14 @@ export interface RunningWorkers {
 export async function startWorkers(
   env: Pick<TestWorkflowEnvironment, 'nativeConnection'>,
   config: Config,
-  opts: { hosts: string[]; managers?: ManagerFactory; metrics?: SelfhealMetrics; pollIntervalMs?: number },
+  opts: {
+    hosts: string[];
+    managers?: ManagerFactory;
+    metrics?: SelfhealMetrics;
+    pollIntervalMs?: number;
+    /** Run the fleet coordinator's worker (default); false: the coordinator cannot be consulted. */
+    fleet?: boolean;
+  },
 ): Promise<RunningWorkers> {
   const bundle = await workflowBundle();
   const control = await createControlWorker({
@@ -75,6 +82,18 @@ export async function startWorkers(
     audit: new AuditLog(config.audit.file),
     workflows: { workflowBundle: bundle },
   });
+  const fleet =
+    opts.fleet === false
+      ? []
+      : [
+          await createFleetWorker({
+            config,
+            connection: env.nativeConnection,
+            metrics: opts.metrics,
+            audit: new AuditLog(config.audit.file),
+            workflows: { workflowBundle: bundle },
+          }),
+        ];
   const hosts = await Promise.all(
     opts.hosts.map((host) =>
       createHostWorker({
@@ -86,7 +105,7 @@ export async function startWorkers(
       }),
     ),
   );
-  const workers = [control, ...hosts];
+  const workers = [control, ...fleet, ...hosts];
   const runs = workers.map((w) => w.run());
   return {
     workers,

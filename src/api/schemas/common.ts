@@ -1,3 +1,4 @@
+import { HOLD_REASONS } from '../../policy/fleet';
 import { Type } from '@sinclair/typebox';
 import { PHASES, STATUSES } from '../../policy/policy';
 import { OneOf } from './state';
@@ -47,6 +48,8 @@ export const ServiceSummarySchema = Type.Object({
   restartsLastHour: Type.Optional(Type.Integer()),
   paused: Type.Optional(Type.Boolean()),
   incident: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** Why the incident waits in phase `held` (fleet safety). */
+  heldReason: Type.Optional(Type.Union([OneOf(HOLD_REASONS), Type.Null()])),
   /** Why the workflow could not answer, as Temporal said it (the API shows it to token holders only). */
   readError: Type.Optional(Type.String()),
 });

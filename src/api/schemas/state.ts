@@ -2,6 +2,7 @@
 // serves it (response schema) and src/workflows/definitions.ts takes its types from here, by
 // `import type` only, so workflow code never loads TypeBox.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { HOLD_REASONS } from '../../policy/fleet';
 import { MODES, PHASES, STATUSES, type Policy } from '../../policy/policy';
 import { ESCALATION_EVENTS } from '../../workflows/definitions';
 
@@ -56,6 +57,7 @@ export const PolicySchema = Type.Object({
   hostTimeoutMs: Type.Number(),
   mode: OneOf(MODES),
   verifyAlertClears: Type.Boolean(),
+  flapping: Type.Optional(Type.Object({ incidents: Type.Integer(), windowMs: Type.Number() })),
 });
 // `Policy` is the pure core's own type: the schema must say exactly what it says.
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -76,6 +78,8 @@ export const ServiceStateSchema = Type.Object({
   /** The firing alerts by identity. */
   firing: Type.Array(AlertRefSchema),
   incident: Nullable(IncidentViewSchema),
+  /** Why the incident waits in phase `held` (fleet safety); absent from workflows before it. */
+  held: Type.Optional(Nullable(Type.Object({ reason: OneOf(HOLD_REASONS), detail: Type.String(), since: Iso }))),
   consecutiveFailures: Type.Integer(),
   restartsLastHour: Type.Integer(),
   restartTimes: Type.Array(Iso),

@@ -1,0 +1,334 @@
+// The fleet coordinator: one per namespace (id `selfheal-fleet`, task queue `selfheal-fleet`). It
+// holds what no single entity workflow can know: which services have an open incident, which
+// restarts are in flight, the breaker of each scope, and who waits for a restart slot. Entity
+// workflows report to it (signal-with-start from their notifyFleet activity) and ask it before each
+// restart; it answers each ask with a grant or a hold, and grants held ones later, in order.
+// Policy is pure (src/policy/fleet.ts); this file is the durable loop around it.
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ControlActivities } from '../activities';
+import {
+  admission,
+  countScope,
+  expireLeases,
+  grant,
+  HOLD_REASONS,
+  incidentClosed,
+  incidentOpened,
+  initialFleetState,
+  release,
+  resetByHand,
+  scopesOf,
+  serviceKey,
+  stepBreakers,
+  tripByHand,
+  type AdmissionRequest,
+  type BreakerEvent,
+  type FleetSettings,
+  type FleetState,
+  type HoldReason,
+} from '../policy/fleet';
+import { AUDIT_EVENTS, MAX_UNDELIVERED_ESCALATIONS, type EscalationPayload } from './definitions';
+import {
+  breakerCommandSignal,
+  breakerQuery,
+  fleetAnswerSignal,
+  fleetReportSignal,
+  FLEET_WORKFLOW_ID,
+  type BreakerCommand,
+  type BreakerView,
+  type FleetAnswer,
+  type FleetReport,
+  type FleetWorkflowInput,
+} from './fleet-definitions';
+
+const local = proxyLocalActivities<ControlActivities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '5m',
+  retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2 },
+});
+const auditLocal = proxyLocalActivities<ControlActivities>({
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
+const delivery = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 },
+});
+
+export const DEFAULT_FLEET_MAX_HISTORY_EVENTS = 5_000;
+/** The alarm while something is pending (a breaker not closed, slots held, waiters), and while idle. */
+const BUSY_ALARM_MS = 10_000;
+const IDLE_ALARM_MS = 60_000;
+/** Settings are read again from the configuration this often. */
+const SETTINGS_REFRESH_MS = 5 * 60_000;
+/** Bounds on what one run takes in before continuing as new. */
+const MAX_SIGNALS_PER_RUN = 2_000;
+
+export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<void> {
+  const carried = input.carried;
+  const st: FleetState = carried?.state ?? initialFleetState();
+  let settings: FleetSettings | null = carried?.settings ?? null;
+  let settingsAt = 0;
+  let lastCommand = carried?.lastCommand ?? null;
+  const run = (carried?.run ?? 0) + 1;
+  const inbox: FleetReport[] = [];
+  const commands: BreakerCommand[] = [];
+  const outbox = new Map<string, EscalationPayload>();
+  let signals = 0;
+  let alarm = false;
+
+  setHandler(fleetReportSignal, (r) => {
+    signals++;
+    inbox.push(r);
+  });
+  setHandler(breakerCommandSignal, (c) => {
+    signals++;
+    commands.push(c);
+  });
+  setHandler(breakerQuery, () => view(st, settings, lastCommand, run));
+
+  const busy = () =>
+    Object.keys(st.leases).length > 0 ||
+    Object.keys(st.waiters).length > 0 ||
+    Object.values(st.breakers).some((b) => b.state !== 'closed');
+  const canWanted = () => {
+    const info = workflowInfo();
+    return (
+      info.continueAsNewSuggested ||
+      info.historyLength >= (input.maxHistoryEvents ?? DEFAULT_FLEET_MAX_HISTORY_EVENTS) ||
+      signals >= MAX_SIGNALS_PER_RUN
+    );
+  };
+
+  // The alarm steps time-driven transitions (quiet periods, expiring slots). A sleep that is never
+  // cancelled: cancelling a timer that has already fired can strand a run on the time-skipping server.
+  void (async () => {
+    for (;;) {
+      await sleep(busy() ? BUSY_ALARM_MS : IDLE_ALARM_MS);
+      alarm = true;
+    }
+  })();
+
+  const audit = async (scopeHost: string, event: string, decision: string, reason: string, extra = {}) => {
+    try {
+      await auditLocal.audit({
+        time: new Date().toISOString(),
+        host: scopeHost,
+        service: '*',
+        workflowId: FLEET_WORKFLOW_ID,
+        event: event as (typeof AUDIT_EVENTS)[keyof typeof AUDIT_EVENTS],
+        decision,
+        reason,
+        ...extra,
+      });
+    } catch (err) {
+      log.error('audit log write failed', { event, error: (err as Error).message });
+    }
+  };
+  const send = (p: EscalationPayload) => {
+    outbox.set(p.id, p);
+    delivery.escalate(p).then(
+      () => outbox.delete(p.id),
+      (err: unknown) => log.error('escalation delivery gave up', { id: p.id, error: (err as Error).message }),
+    );
+  };
+  for (const p of carried?.undelivered ?? []) send(p);
+
+  const answer = async (workflowId: string, a: FleetAnswer): Promise<boolean> => {
+    try {
+      await getExternalWorkflowHandle(workflowId).signal(fleetAnswerSignal, a);
+      return true;
+    } catch (err) {
+      log.warn('cannot answer an entity workflow', { workflowId, error: (err as Error).message });
+      return false;
+    }
+  };
+
+  /**
+   * Audits breaker transitions. Scopes that trip in one step are one storm: one MassFailure lists them
+   * all with the affected services (a one-host homelab trips its host and the fleet together).
+   */
+  const onBreakerEvents = async (events: BreakerEvent[]) => {
+    const tripped: Extract<BreakerEvent, { kind: 'tripped' }>[] = [];
+    for (const e of events) {
+      const host = e.scope.startsWith('host:') ? e.scope.slice(5) : '*';
+      if (e.kind === 'tripped') {
+        tripped.push(e);
+        await audit(host, AUDIT_EVENTS.breaker, 'trip', `breaker ${e.scope}: ${e.count.open} of ${e.count.total} open`);
+      } else {
+        const reason = 'reason' in e ? e.reason : e.kind;
+        await audit(host, AUDIT_EVENTS.breaker, e.kind, `breaker ${e.scope}: ${reason}`);
+      }
+    }
+    if (tripped.length) await massFailure(tripped);
+  };
+
+  const massFailure = async (tripped: Extract<BreakerEvent, { kind: 'tripped' }>[]) => {
+    const affected = [...new Set(tripped.flatMap((e) => e.count.affected))].sort();
+    const scopes = tripped.map((e) => `${e.scope} (${e.count.open} of ${e.count.total})`).join(', ');
+    const message =
+      `mass failure: too many guarded services have an open incident at once in ${scopes}; automatic restarts ` +
+      `stop until it is quiet (selfheal breaker status). Affected: ${affected.join(', ')}`;
+    const hosts = [...new Set(tripped.map((e) => (e.scope.startsWith('host:') ? e.scope.slice(5) : '*')))];
+    const host = hosts.length === 1 ? hosts[0] : '*';
+    await audit(host, AUDIT_EVENTS.escalated, 'escalate', message, { escalation: 'MassFailure' });
+    const now = Date.now();
+    send({
+      id: `${FLEET_WORKFLOW_ID}/MassFailure/${now}`,
+      event: 'MassFailure',
+      host,
+      service: '*',
+      workflowId: FLEET_WORKFLOW_ID,
+      incidentId: null,
+      consecutiveFailures: 0,
+      restartsLastHour: 0,
+      message,
+      time: new Date(now).toISOString(),
+      scope: tripped.map((e) => e.scope).join(','),
+      services: affected,
+    });
+  };
+
+  /** Grants every waiter that can go now, oldest first; re-answers those whose reason changed. */
+  const serveWaiters = async () => {
+    const waiters = Object.values(st.waiters).sort((a, b) => a.since - b.since || a.ask - b.ask);
+    for (const w of waiters) {
+      const a = admission(st, settings!, w);
+      if (a.kind === 'grant') {
+        grant(st, settings!, w, a.trialFor, Date.now());
+        if (!(await answer(w.workflowId, { incidentId: w.incidentId, ask: w.ask, decision: 'grant' }))) {
+          release(st, serviceKey(w.host, w.service), 'not-used', Date.now());
+        }
+      } else if (a.reason !== w.reason || a.detail !== w.detail) {
+        Object.assign(w, { reason: a.reason, detail: a.detail });
+        await answer(w.workflowId, { incidentId: w.incidentId, ask: w.ask, decision: 'hold', ...a });
+      }
+    }
+  };
+
+  const apply = async (r: FleetReport) => {
+    const now = Date.now();
+    const key = serviceKey(r.host, r.service);
+    if (r.kind === 'opened') incidentOpened(st, r.host, r.service, now);
+    else if (r.kind === 'closed') await onBreakerEvents(incidentClosed(st, r.host, r.service, now));
+    else if (r.kind === 'release') {
+      if (st.leases[key]?.incidentId === r.incidentId) await onBreakerEvents(release(st, key, r.result, now));
+    } else {
+      // A request is also a sign the incident is open (the opened report may have been lost).
+      incidentOpened(st, r.host, r.service, now);
+      await onBreakerEvents(stepBreakers(st, settings!, now));
+      const req: AdmissionRequest = { ...r, dependsOn: r.dependsOn ?? [] };
+      const a = admission(st, settings!, req);
+      if (a.kind === 'grant') {
+        grant(st, settings!, req, a.trialFor, now);
+        if (!(await answer(r.workflowId, { incidentId: r.incidentId, ask: r.ask, decision: 'grant' }))) {
+          release(st, key, 'not-used', now);
+        }
+      } else {
+        const prev = st.waiters[key];
+        st.waiters[key] = { ...req, since: prev?.since ?? now, reason: a.reason, detail: a.detail };
+        await answer(r.workflowId, { incidentId: r.incidentId, ask: r.ask, decision: 'hold', ...a });
+      }
+    }
+  };
+
+  const command = async (c: BreakerCommand) => {
+    const now = Date.now();
+    const scopes = c.scope === 'all' ? scopesOf(st, settings!) : [c.scope];
+    for (const scope of scopes) {
+      const host = scope.startsWith('host:') ? scope.slice(5) : '*';
+      if (c.action === 'trip') tripByHand(st, scope, c.by ?? null, c.reason ?? '', now);
+      else resetByHand(st, settings!, scope, c.by ?? null, now);
+      await audit(
+        host,
+        AUDIT_EVENTS.breaker,
+        c.action,
+        `breaker ${scope} ${c.action === 'trip' ? 'tripped' : 'reset'} by hand${c.reason ? `: ${c.reason}` : ''}`,
+        {
+          by: c.by ?? null,
+        },
+      );
+    }
+    lastCommand = c.id ?? `${c.action} ${c.scope}`;
+  };
+
+  for (;;) {
+    const now = Date.now();
+    if (!settings || now - settingsAt >= SETTINGS_REFRESH_MS) {
+      try {
+        settings = await local.fleetSettings();
+        settingsAt = now;
+      } catch (err) {
+        log.error('cannot read the fleet settings; retrying', { error: (err as Error).message });
+        if (!settings) {
+          await sleep(10_000);
+          continue;
+        }
+      }
+    }
+    while (commands.length) await command(commands.shift()!);
+    while (inbox.length) await apply(inbox.shift()!);
+    alarm = false;
+    await onBreakerEvents(expireLeases(st, Date.now()));
+    await onBreakerEvents(stepBreakers(st, settings, Date.now()));
+    await serveWaiters();
+    if (inbox.length || commands.length) continue;
+    if (canWanted()) break;
+    await condition(() => inbox.length > 0 || commands.length > 0 || alarm || canWanted());
+  }
+
+  await condition(allHandlersFinished);
+  const undelivered = [...outbox.values()].slice(-MAX_UNDELIVERED_ESCALATIONS);
+  await continueAsNew<typeof selfhealFleet>({
+    ...input,
+    carried: { state: st, settings, run, lastCommand, undelivered },
+  });
+}
+
+function view(st: FleetState, settings: FleetSettings | null, lastCommand: string | null, run: number): BreakerView {
+  const byHost: Record<string, number> = {};
+  for (const l of Object.values(st.leases)) byHost[l.host] = (byHost[l.host] ?? 0) + 1;
+  const scopes = settings ? scopesOf(st, settings) : Object.keys(st.breakers);
+  return {
+    scopes: scopes.map((scope) => {
+      const b = st.breakers[scope] ?? {
+        state: 'closed' as const,
+        since: 0,
+        quietSince: null,
+        armed: true,
+        manual: false,
+        trial: null,
+        by: null,
+        reason: '',
+      };
+      const count = settings ? countScope(st, settings, scope) : { open: 0, total: 0, over: false, affected: [] };
+      return { scope, ...b, count, sinceIso: new Date(b.since).toISOString() };
+    }),
+    restartsInFlight: Object.keys(st.leases).length,
+    restartsInFlightByHost: byHost,
+    held: Object.values(st.waiters).map((w) => ({
+      host: w.host,
+      service: w.service,
+      reason: (HOLD_REASONS as readonly string[]).includes(w.reason) ? w.reason : ('breaker' as HoldReason),
+      detail: w.detail,
+      since: new Date(w.since).toISOString(),
+    })),
+    openIncidents: Object.keys(st.incidents).length,
+    settings,
+    lastCommand,
+    run,
+    historyLength: workflowInfo().historyLength,
+  };
+}
