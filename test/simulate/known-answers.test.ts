@@ -19,13 +19,14 @@ const FIXTURES = join(__dirname, 'fixtures');
 const history = historyFromDeliveries(join(FIXTURES, 'flapping.jsonl'));
 const defaults = loadConfig(join(FIXTURES, 'defaults.yaml'));
 const budget5 = loadConfig(join(FIXTURES, 'budget5.yaml'));
+const flapping = loadConfig(join(FIXTURES, 'flapping.yaml'));
 
 const runs = new Map<string, Promise<{ result: SimulationResult; report: SimulationReport }>>();
-function run(name: 'defaults' | 'budget5' | 'as-recorded') {
+function run(name: 'defaults' | 'budget5' | 'as-recorded' | 'flapping') {
   let p = runs.get(name);
   if (!p) {
     p = simulate({
-      config: name === 'budget5' ? budget5 : defaults,
+      config: name === 'budget5' ? budget5 : name === 'flapping' ? flapping : defaults,
       history,
       recovery: name === 'as-recorded' ? 'as-recorded' : 'restart-fixes',
     }).then((result) => ({ result, report: buildReport(result, 'flapping.jsonl') }));
@@ -56,6 +57,14 @@ describe('simulate: known answers', { timeout: 180_000 }, () => {
     near(web.alertToRestart.p95, 120, 'p95');
     // Held from each refusal (hh:52, :42, :32... ) until the recorded resolve 3 minutes later.
     near(web.heldSeconds, 3 * 180, 'held');
+  });
+
+  it('under the built-in flap detection the 5th incident escalates ServiceFlapping and waits for a human', async () => {
+    const { report } = await run('flapping');
+    const web = svc(report, 'web.service');
+    assert.equal(web.incidents, 6);
+    assert.equal(web.restarts, 3, 'the budget still allows 3');
+    assert.equal(web.escalations.ServiceFlapping, 1);
   });
 
   it('the same history under maxRestartsPerHour: 5 gives 5 restarts', async () => {
