@@ -3,7 +3,8 @@
 // the activities import this file, never the workflow body.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { EscalationPayload } from './definitions';
-import type { Breaker, FleetSettings, FleetState, HoldReason, ReleaseResult, ScopeCount } from '../policy/fleet';
+import type { ReleaseResult } from '../policy/admission';
+import type { Breaker, FleetSettings, FleetState, HoldReason, ScopeCount } from '../policy/fleet';
 
 export const FLEET_WORKFLOW_TYPE = 'selfhealFleet';
 /** One coordinator per namespace. */

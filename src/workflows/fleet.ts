@@ -17,16 +17,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
+import { admission, expireLeases, grant, incidentClosed, incidentOpened, release } from '../policy/admission';
 import {
-  admission,
   countScope,
-  expireLeases,
-  grant,
   HOLD_REASONS,
-  incidentClosed,
-  incidentOpened,
   initialFleetState,
-  release,
   resetByHand,
   scopesOf,
   serviceKey,

@@ -5,7 +5,8 @@
 import { condition, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
 import { formatDuration } from '../policy/duration';
-import { serviceKey, type HoldReason, type ReleaseResult } from '../policy/fleet';
+import { type ReleaseResult } from '../policy/admission';
+import { serviceKey, type HoldReason } from '../policy/fleet';
 import { AUDIT_EVENTS } from './definitions';
 import type { FleetAnswer, FleetReport } from './fleet-definitions';
 import type { IncidentContext, Next } from './incident';

@@ -14,7 +14,8 @@ import {
   type ServiceWorkflowInput,
 } from './definitions';
 import { Effects } from './effects';
-import { openIncident, remediate, resumeAt } from './incident';
+import { remediate, resumeAt } from './incident';
+import { openIncident } from './open';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
 import { fleetAnswerSignal } from './fleet-definitions';
 import { EntityState, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';

@@ -3,20 +3,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { admission, expireLeases, grant, incidentClosed, incidentOpened, release } from '../../src/policy/admission';
 import {
-  admission,
   countScope,
   DEFAULT_BREAKER,
   dependencyCycle,
-  expireLeases,
   FLEET_SCOPE,
-  grant,
   hostScope,
-  incidentClosed,
-  incidentOpened,
   initialFleetState,
   overThreshold,
-  release,
   resetByHand,
   serviceKey,
   stepBreakers,
