@@ -40,17 +40,7 @@ export interface ControlWorkerDeps {
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
-  return Worker.create({
-    connection: deps.connection,
-    namespace: deps.config.temporal.namespace,
-    taskQueue: CONTROL_TASK_QUEUE,
-    ...(deps.workflows ?? workflowSource()),
-    activities: createControlActivities({
-      config: deps.config,
-      metrics: deps.metrics,
-      audit: deps.audit ?? new AuditLog(deps.config.audit.file),
-      prometheus: deps.prometheus,
-    }),
+  return controlQueueWorker(CONTROL_TASK_QUEUE, deps, {
     ...(deps.identity ? { identity: deps.identity } : {}),
     ...workflowCache(deps.config.worker.maxCachedWorkflows),
   });
@@ -61,10 +51,19 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
  * own queue, in the control process, so its tasks never queue behind entity workflow tasks.
  */
 export function createFleetWorker(deps: ControlWorkerDeps): Promise<Worker> {
+  return controlQueueWorker(FLEET_TASK_QUEUE, deps, deps.identity ? { identity: `${deps.identity}-fleet` } : {});
+}
+
+/** Workflow code and control activities on one of the control process's queues. */
+function controlQueueWorker(
+  taskQueue: string,
+  deps: ControlWorkerDeps,
+  extra: Partial<WorkerOptions>,
+): Promise<Worker> {
   return Worker.create({
     connection: deps.connection,
     namespace: deps.config.temporal.namespace,
-    taskQueue: FLEET_TASK_QUEUE,
+    taskQueue,
     ...(deps.workflows ?? workflowSource()),
     activities: createControlActivities({
       config: deps.config,
@@ -72,7 +71,7 @@ export function createFleetWorker(deps: ControlWorkerDeps): Promise<Worker> {
       audit: deps.audit ?? new AuditLog(deps.config.audit.file),
       prometheus: deps.prometheus,
     }),
-    ...(deps.identity ? { identity: `${deps.identity}-fleet` } : {}),
+    ...extra,
   });
 }
 

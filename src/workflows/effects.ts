@@ -31,7 +31,7 @@ import {
 import { iso, type EntityState } from './state';
 
 // Control-queue work that is quick and local to the workflow worker: cheap in history.
-const local = proxyLocalActivities<ControlActivities>({
+export const local = proxyLocalActivities<ControlActivities>({
   startToCloseTimeout: '30s',
   scheduleToCloseTimeout: '5m',
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2 },
@@ -39,14 +39,14 @@ const local = proxyLocalActivities<ControlActivities>({
 
 // The audit activity never fails and never waits on the disk (it holds lines back itself): a short
 // deadline and few retries, so a broken worker cannot hold a decision up either.
-const auditLocal = proxyLocalActivities<ControlActivities>({
+export const auditLocal = proxyLocalActivities<ControlActivities>({
   startToCloseTimeout: '10s',
   scheduleToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 3 },
 });
 
 // Escalations are retried until delivered: no attempt limit, backoff capped at 5 minutes.
-const delivery = proxyActivities<ControlActivities>({
+export const delivery = proxyActivities<ControlActivities>({
   startToCloseTimeout: '5m',
   retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 },
 });

@@ -10,15 +10,13 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
-  proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities';
 import { admission, expireLeases, grant, incidentClosed, incidentOpened, release } from '../policy/admission';
 import {
+  closedBreaker,
   countScope,
   HOLD_REASONS,
   initialFleetState,
@@ -34,6 +32,7 @@ import {
   type HoldReason,
 } from '../policy/fleet';
 import { AUDIT_EVENTS, MAX_UNDELIVERED_ESCALATIONS, type EscalationPayload } from './definitions';
+import { auditLocal, delivery, local } from './effects';
 import {
   breakerCommandSignal,
   breakerQuery,
@@ -47,20 +46,7 @@ import {
   type FleetWorkflowInput,
 } from './fleet-definitions';
 
-const local = proxyLocalActivities<ControlActivities>({
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '5m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2 },
-});
-const auditLocal = proxyLocalActivities<ControlActivities>({
-  startToCloseTimeout: '10s',
-  scheduleToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumAttempts: 3 },
-});
-const delivery = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '5m',
-  retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 },
-});
+// The same activity options as the entity workflow's (effects.ts).
 
 export const DEFAULT_FLEET_MAX_HISTORY_EVENTS = 5_000;
 /** The alarm while something is pending (a breaker not closed, slots held, waiters), and while idle. */
@@ -298,16 +284,7 @@ function view(st: FleetState, settings: FleetSettings | null, lastCommand: strin
   const scopes = settings ? scopesOf(st, settings) : Object.keys(st.breakers);
   return {
     scopes: scopes.map((scope) => {
-      const b = st.breakers[scope] ?? {
-        state: 'closed' as const,
-        since: 0,
-        quietSince: null,
-        armed: true,
-        manual: false,
-        trial: null,
-        by: null,
-        reason: '',
-      };
+      const b = st.breakers[scope] ?? closedBreaker(0);
       const count = settings ? countScope(st, settings, scope) : { open: 0, total: 0, over: false, affected: [] };
       return { scope, ...b, count, sinceIso: new Date(b.since).toISOString() };
     }),
