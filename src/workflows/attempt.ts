@@ -3,7 +3,7 @@
 import { log, sleep } from '@temporalio/workflow';
 import { afterAttempt, cooldownUntil, pruneRestarts } from '../policy/policy';
 import { AUDIT_EVENTS, hostTaskQueue, type AttemptRecord } from './definitions';
-import { callStarted, readFailure, worthRetrying, type FailureReading } from './effects';
+import { callStarted, readFailure, worthRetrying, type FailureReading } from './host-calls';
 import { releaseSlot } from './gate';
 import type { IncidentContext, Next } from './incident';
 import { iso, PATCH_RESTART_RETRY, RECENT_ATTEMPTS } from './state';

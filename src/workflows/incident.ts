@@ -9,7 +9,8 @@ import { budgetFreesAt, decideRestart, restartsInWindow, stillUnhealthy, type Ph
 import { finishAttempt, restartAndVerify } from './attempt';
 import { gate, hold, notifyFleet, releaseSlot, waitHeld } from './gate';
 import { AUDIT_EVENTS, type CarriedIncident } from './definitions';
-import { Effects, hostActivities, readFailure, type HostCalls } from './effects';
+import { Effects } from './effects';
+import { hostActivities, readFailure, type HostCalls } from './host-calls';
 import { iso, PATCH_FAILURES_SURVIVE_RECOVERY, type EntityState } from './state';
 
 type Step = 'validate' | 'recheck' | 'gate' | 'restart' | 'wait-slot' | 'wait-human' | 'wait-pause' | 'wait-held';

@@ -18,6 +18,7 @@ import { remediate, resumeAt } from './incident';
 import { openIncident } from './open';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
 import { fleetAnswerSignal } from './fleet-definitions';
+import { stateView } from './view';
 import { EntityState, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
@@ -39,7 +40,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   setHandler(skipSignal, (p) => e.onHuman('skip', humanPayload(p)));
   setHandler(pauseSignal, (p) => e.onPause(payloadObject(p).until, humanPayload(p)));
   setHandler(resumeSignal, (p) => e.onHuman('resume', humanPayload(p)));
-  setHandler(stateQuery, () => e.view());
+  setHandler(stateQuery, () => stateView(e));
   setHandler(fleetAnswerSignal, (a) => e.onFleetAnswer(a));
 
   fx.resendUndelivered();

@@ -1,8 +1,8 @@
 // The entity's state: what is carried through continue-as-new (plain JSON), what the message
-// handlers do to it, what the `state` query shows, and the one wait that every step of an incident
+// handlers do to it (the `state` query's view of it is view.ts), and the one wait that every step of an incident
 // uses (`waitFor`), which says why it woke.
 import { condition, log, patched, workflowInfo } from '@temporalio/workflow';
-import { budgetFreesAt, cooldownUntil, restartsInWindow, statusOf, type Phase, type Policy } from '../policy/policy';
+import type { Phase } from '../policy/policy';
 import {
   AUDIT_EVENTS,
   MAX_FIRING_ALERTS,
@@ -12,7 +12,6 @@ import {
   type AuditEvent,
   type CarriedState,
   type HumanActionPayload,
-  type ServiceStateView,
   type ServiceWorkflowInput,
 } from './definitions';
 import type { FleetAnswer } from './fleet-definitions';
@@ -321,53 +320,5 @@ export class EntityState {
       if (w) return w;
       if (until != null && Date.now() >= until) return 'deadline';
     }
-  }
-
-  // ---- the `state` query ------------------------------------------------------------------------
-
-  view(): ServiceStateView {
-    const now = Date.now();
-    const inc = this.s.incident;
-    const policy: Policy | null = inc?.policy ?? null;
-    const inWindow = restartsInWindow(this.s.restarts, now).sort((a, b) => a - b);
-    const frees = policy ? budgetFreesAt(this.s.restarts, policy, now) : now;
-    return {
-      workflowId: this.workflowId,
-      host: this.input.host,
-      service: this.input.service,
-      phase: this.s.phase,
-      status: statusOf(this.s.phase, inc != null),
-      paused: this.s.pause != null,
-      pausedUntil: iso(this.s.pause?.until),
-      pauseReason: this.s.pause?.reason ?? null,
-      firingAlerts: union(
-        [],
-        this.firing.map((f) => f.name),
-      ),
-      firing: this.firing,
-      incident: inc && {
-        id: inc.id,
-        openedAt: iso(inc.openedAt)!,
-        alertnames: inc.alertnames,
-        summary: inc.summary,
-        attempts: inc.attempts,
-        duplicateAlerts: inc.duplicateAlerts,
-        waitUntil: iso(inc.waitUntil),
-      },
-      held: inc?.held ? { reason: inc.held.reason, detail: inc.held.detail, since: iso(inc.held.since)! } : null,
-      consecutiveFailures: this.s.consecutiveFailures,
-      restartsLastHour: inWindow.length,
-      restartTimes: inWindow.map((t) => iso(t)!),
-      cooldownUntil: policy ? iso(cooldownUntil(this.s, policy, now)) : null,
-      budgetFreesAt: frees > now && Number.isFinite(frees) ? iso(frees) : null,
-      canApprove: this.canApprove(),
-      canSkip: this.canSkip(),
-      lastEscalation: this.s.lastEscalation && { ...this.s.lastEscalation, at: iso(this.s.lastEscalation.at)! },
-      recentAttempts: this.s.attempts,
-      totals: this.s.totals,
-      policy,
-      run: this.s.run,
-      historyLength: workflowInfo().historyLength,
-    };
   }
 }
