@@ -49,9 +49,8 @@ import {
 // The same activity options as the entity workflow's (effects.ts).
 
 export const DEFAULT_FLEET_MAX_HISTORY_EVENTS = 5_000;
-/** The alarm while something is pending (a breaker not closed, slots held, waiters), and while idle. */
+/** The alarm while something is pending (a breaker not closed, slots held, waiters). */
 const BUSY_ALARM_MS = 10_000;
-const IDLE_ALARM_MS = 60_000;
 /** Settings are read again from the configuration this often. */
 const SETTINGS_REFRESH_MS = 5 * 60_000;
 /** Bounds on what one run takes in before continuing as new. */
@@ -93,11 +92,14 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     );
   };
 
-  // The alarm steps time-driven transitions (quiet periods, expiring slots). A sleep that is never
-  // cancelled: cancelling a timer that has already fired can strand a run on the time-skipping server.
+  // The alarm steps time-driven transitions (quiet periods, expiring slots), which exist only while
+  // something is pending: an idle coordinator sets no timer at all (no task a minute, forever). A
+  // sleep that is never cancelled: cancelling a timer that has already fired can strand a run on the
+  // time-skipping server.
   void (async () => {
     for (;;) {
-      await sleep(busy() ? BUSY_ALARM_MS : IDLE_ALARM_MS);
+      if (!busy()) await condition(busy);
+      await sleep(BUSY_ALARM_MS);
       alarm = true;
     }
   })();
