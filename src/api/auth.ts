@@ -40,3 +40,11 @@ export function requireToken(tokens: () => (string | null)[], insecure: boolean,
     }
   };
 }
+
+/** The two guards of the human-facing routes: reads take either token, actions the admin token. */
+export function humanGuards(api: { token: string | null; adminToken: string | null; insecure: boolean }) {
+  return {
+    readGuard: requireToken(() => [api.adminToken, api.token], api.insecure, 'admin or webhook token'),
+    adminGuard: requireToken(() => [api.adminToken], api.insecure, 'admin token'),
+  };
+}

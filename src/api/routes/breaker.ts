@@ -3,7 +3,7 @@ import { breakerCommand, breakerStatus, scopeFor } from '../../client/breaker';
 import { ActionError } from '../../client/call';
 import type { BreakerView } from '../../workflows/fleet-definitions';
 import type { AppDeps } from '../app';
-import { requireToken } from '../auth';
+import { humanGuards } from '../auth';
 import { BreakerCommandBody, BreakerStatusSchema, type BreakerStatus } from '../schemas/breaker';
 import { ErrorSchema } from '../schemas/common';
 
@@ -37,12 +37,7 @@ export function breakerStatusOf(v: BreakerView | null): BreakerStatus {
 /** GET /breaker (read token), POST /breaker/trip and /breaker/reset (admin token). */
 export const breakerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, client } = deps;
-  const readGuard = requireToken(
-    () => [config.api.adminToken, config.api.token],
-    config.api.insecure,
-    'admin or webhook token',
-  );
-  const adminGuard = requireToken(() => [config.api.adminToken], config.api.insecure, 'admin token');
+  const { readGuard, adminGuard } = humanGuards(config.api);
 
   app.setErrorHandler((err, _request, reply) => {
     if (!(err instanceof ActionError)) throw err;

@@ -4,7 +4,7 @@ import { pauseDurationProblem } from '../../client/actions';
 import { ActionError } from '../../client/call';
 import { parseDuration } from '../../policy/duration';
 import type { AppDeps } from '../app';
-import { requireToken } from '../auth';
+import { humanGuards } from '../auth';
 import {
   ActionBody,
   ActionResultSchema,
@@ -43,12 +43,7 @@ const errors = {
 
 export const serviceRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const { config, actions } = deps;
-  const readGuard = requireToken(
-    () => [config.api.adminToken, config.api.token],
-    config.api.insecure,
-    'admin or webhook token',
-  );
-  const adminGuard = requireToken(() => [config.api.adminToken], config.api.insecure, 'admin token');
+  const { readGuard, adminGuard } = humanGuards(config.api);
 
   // What an action could not do, with its status; anything else goes on to the app's error handler.
   app.setErrorHandler((err, _request, reply) => {
