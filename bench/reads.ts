@@ -12,18 +12,8 @@ import { QUERY_ALL_LIMIT, ServiceActions } from '../src/client/actions';
 import { Pool } from '../src/client/pool';
 import { createMetrics } from '../src/metrics/metrics';
 import { workflowStateSource } from '../src/metrics/state-source';
-import { signalWithStartService, workflowInput } from '../src/client/signals';
-import {
-  CONTROL_TASK_QUEUE,
-  resumeSignal,
-  SA_FAILURES,
-  SA_HOST,
-  SA_PHASE,
-  SA_SERVICE,
-  SA_STATUS,
-  WORKFLOW_TYPE,
-  workflowIdFor,
-} from '../src/workflows/definitions';
+import { signalWithStartService, startSearchAttributes, workflowInput } from '../src/client/signals';
+import { CONTROL_TASK_QUEUE, resumeSignal, WORKFLOW_TYPE, workflowIdFor } from '../src/workflows/definitions';
 import { fleet, fleetConfig, fleetConfigYaml, TOKEN, tempDir } from './lib/fixtures';
 import { sleep, spread, type Spread } from './lib/stats';
 import { startDevServer } from './lib/temporal';
@@ -108,13 +98,7 @@ export async function runReadsBench(
               args: [workflowInput(config, s.host, s.name)],
               signal: resumeSignal.name,
               signalArgs: [{ by: 'bench' }],
-              typedSearchAttributes: [
-                { key: SA_SERVICE, value: s.name },
-                { key: SA_HOST, value: s.host },
-                { key: SA_PHASE, value: 'validating' },
-                { key: SA_STATUS, value: 'HEALING' },
-                { key: SA_FAILURES, value: 0 },
-              ],
+              typedSearchAttributes: startSearchAttributes(s.host, s.name, 'validating', 'HEALING'),
             })
           : signalWithStartService(t.client, config, s.host, s.name, resumeSignal, { by: 'bench' }),
       );

@@ -3,6 +3,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { SearchAttributePair, SignalDefinition } from '@temporalio/common';
 import type { Config } from '../config/config';
+import type { Phase, Status } from '../policy/policy';
 import {
   CONTROL_TASK_QUEUE,
   SA_FAILURES,
@@ -19,6 +20,22 @@ export function workflowInput(config: Config, host: string, service: string): Se
   return { host, service, searchAttributes: config.temporal.searchAttributes };
 }
 
+/** The search attributes a service's workflow starts with. */
+export function startSearchAttributes(
+  host: string,
+  service: string,
+  phase: Phase,
+  status: Status,
+): SearchAttributePair[] {
+  return [
+    { key: SA_SERVICE, value: service },
+    { key: SA_HOST, value: host },
+    { key: SA_PHASE, value: phase },
+    { key: SA_STATUS, value: status },
+    { key: SA_FAILURES, value: 0 },
+  ];
+}
+
 /** Signals the service's workflow, starting it first if it is not running. Resolves once Temporal accepted it. */
 export async function signalWithStartService<P>(
   client: Client,
@@ -29,14 +46,8 @@ export async function signalWithStartService<P>(
   payload: P,
 ): Promise<WorkflowHandle> {
   // Set at start so a new workflow is filterable in the Temporal UI before its first task runs.
-  const typedSearchAttributes: SearchAttributePair[] | undefined = config.temporal.searchAttributes
-    ? [
-        { key: SA_SERVICE, value: service },
-        { key: SA_HOST, value: host },
-        { key: SA_PHASE, value: 'idle' },
-        { key: SA_STATUS, value: 'OK' },
-        { key: SA_FAILURES, value: 0 },
-      ]
+  const typedSearchAttributes = config.temporal.searchAttributes
+    ? startSearchAttributes(host, service, 'idle', 'OK')
     : undefined;
   return client.workflow.signalWithStart<(input: ServiceWorkflowInput) => Promise<void>, [P]>(WORKFLOW_TYPE, {
     workflowId: workflowIdFor(host, service),

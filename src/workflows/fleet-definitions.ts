@@ -4,7 +4,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { EscalationPayload } from './definitions';
 import type { ReleaseResult } from '../policy/admission';
-import type { Breaker, FleetSettings, FleetState, HoldReason, ScopeCount } from '../policy/fleet';
+import type { AdmissionRequest, Breaker, FleetSettings, FleetState, HoldReason, ScopeCount } from '../policy/fleet';
 
 export const FLEET_WORKFLOW_TYPE = 'selfhealFleet';
 /** One coordinator per namespace. */
@@ -19,16 +19,7 @@ export const FLEET_TASK_QUEUE = 'selfheal-fleet';
 export type FleetReport =
   | { kind: 'opened'; host: string; service: string; incidentId: string }
   | { kind: 'closed'; host: string; service: string; incidentId: string }
-  | {
-      kind: 'request';
-      host: string;
-      service: string;
-      workflowId: string;
-      incidentId: string;
-      ask: number;
-      approved: boolean;
-      dependsOn: string[];
-    }
+  | ({ kind: 'request' } & AdmissionRequest)
   | { kind: 'release'; host: string; service: string; incidentId: string; result: ReleaseResult };
 
 /** The coordinator's answer to a request: go (a restart slot is held for the incident) or hold. */
