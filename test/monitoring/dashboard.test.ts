@@ -142,6 +142,27 @@ describe('Eddie Auto Dev Central dashboard: layout', () => {
     }
   });
 
+  it('has a "Fleet safety" row: breaker per scope (closed/half-open/open), held incidents by reason, restarts in flight, MassFailure and ServiceFlapping', () => {
+    const d = dashboard();
+    const row = d.panels.findIndex((p) => p.type === 'row' && p.title === 'Fleet safety');
+    assert.ok(row >= 0, 'no "Fleet safety" row');
+    const below = d.panels.slice(row + 1);
+    const exprsOf = (title: string) => (below.find((p) => p.title === title)?.targets ?? []).map((t) => t.expr);
+    assert.deepEqual(exprsOf('Mass-failure breaker'), ['max by (scope) (selfhealing_breaker_open)']);
+    assert.deepEqual(statusMappings(panel('Mass-failure breaker')), {
+      '0': { text: 'CLOSED', color: 'green' },
+      '0.5': { text: 'HALF-OPEN', color: 'orange' },
+      '1': { text: 'OPEN', color: 'red' },
+    });
+    assert.deepEqual(exprsOf('Held incidents'), ['sum by (reason) (selfhealing_held_incidents)']);
+    assert.deepEqual(exprsOf('Restarts in flight'), ['max(selfhealing_restarts_in_flight)']);
+    assert.ok(
+      exprsOf('Fleet escalations').some((e) => e?.includes('MassFailure') && e.includes('ServiceFlapping')),
+      'no panel counts MassFailure and ServiceFlapping escalations',
+    );
+    for (const p of below) assert.ok(p.gridPos.y > d.panels[row].gridPos.y, `${p.title} is not below the row`);
+  });
+
   it('has a Prometheus datasource variable that defaults to the provisioned uid, so import can pick another', () => {
     const d = dashboard() as unknown as {
       templating: { list: { name: string; type: string; query: string; current?: { value?: string } }[] };
@@ -243,6 +264,17 @@ const INPUT_SERIES = [
   { series: `selfhealing_alerts_received_total{${SELFHEAL}, status="resolved"}`, values: '0x40' },
   { series: `selfhealing_alerts_ignored_total{${SELFHEAL}, reason="unknown-service"}`, values: '0x15 1x24' },
   { series: `up{${SELFHEAL}}`, values: '1x40' },
+  // Fleet safety: the host's breaker tripped at 7m (2 incidents held), the fleet's stayed closed.
+  { series: `selfhealing_breaker_open{${SELFHEAL}, scope="fleet"}`, values: '0x40' },
+  { series: `selfhealing_breaker_open{${SELFHEAL}, scope="host:homelab"}`, values: '0x14 1x25' },
+  { series: `selfhealing_held_incidents{${SELFHEAL}, reason="breaker"}`, values: '0x14 2x25' },
+  { series: `selfhealing_held_incidents{${SELFHEAL}, reason="silenced"}`, values: '0x40' },
+  { series: `selfhealing_restarts_in_flight{${SELFHEAL}}`, values: '0x40' },
+  {
+    series: `selfhealing_escalations_total{${SELFHEAL}, host="homelab", service="*", reason="MassFailure"}`,
+    values: '0x14 1x25',
+  },
+  { series: `selfhealing_escalations_total{${sel(J)}, reason="ServiceFlapping"}`, values: '0x40' },
   { series: `selfhealing_temporal_up{${SELFHEAL}}`, values: '1x40' },
   {
     series: `service_last_progress_timestamp_seconds{job="jira-worker", instance="127.0.0.1:9107", host="homelab", service="${J}"}`,
@@ -282,6 +314,9 @@ const EXPECTED: Record<string, Sample[]> = {
     { labels: `{service="${J}", reason="ConsecutiveFailures"}`, value: 0 },
     { labels: `{service="${E}", reason="ConsecutiveFailures"}`, value: 1 },
     { labels: `{service="${E}", reason="SelfHealingExhausted"}`, value: 0 },
+    // The fleet coordinator's escalation names no single service.
+    { labels: '{service="*", reason="MassFailure"}', value: 1 },
+    { labels: `{service="${J}", reason="ServiceFlapping"}`, value: 0 },
   ],
   'max by (host, service) (selfhealing_service_status)': byService({ [J]: 0, [B]: 1, [E]: 2, [X]: 0 }),
   'max by (host, service) (selfhealing_consecutive_failures)': byService({ [J]: 0, [B]: 1, [E]: 3, [X]: 0 }),
@@ -296,6 +331,19 @@ const EXPECTED: Record<string, Sample[]> = {
   ],
   'min(up{job="selfheal"})': [{ labels: '{}', value: 1 }],
   'min(selfhealing_temporal_up)': [{ labels: '{}', value: 1 }],
+  'max by (scope) (selfhealing_breaker_open)': [
+    { labels: '{scope="fleet"}', value: 0 },
+    { labels: '{scope="host:homelab"}', value: 1 },
+  ],
+  'sum by (reason) (selfhealing_held_incidents)': [
+    { labels: '{reason="breaker"}', value: 2 },
+    { labels: '{reason="silenced"}', value: 0 },
+  ],
+  'max(selfhealing_restarts_in_flight)': [{ labels: '{}', value: 0 }],
+  'sum by (reason) (increase(selfhealing_escalations_total{reason=~"MassFailure|ServiceFlapping"}[10m]))': [
+    { labels: '{reason="MassFailure"}', value: 1 },
+    { labels: '{reason="ServiceFlapping"}', value: 0 },
+  ],
 };
 
 describe('Eddie Auto Dev Central dashboard: queries', () => {
