@@ -14,7 +14,7 @@ export interface ServiceGaugeState {
   consecutiveFailures: number;
   /** Known when read from the workflow itself (not from the visibility index). */
   restartsLastHour?: number;
-  /** Why it waits in phase `held` (`unknown` when read from the visibility index). */
+  /** Why it waits in phase `held` (`unknown` past HELD_REASON_QUERY_LIMIT held incidents on the index path). */
   heldReason?: string | null;
 }
 
