@@ -11,6 +11,8 @@ import type { Config } from '../../src/config/config';
 import { signalWithStartService } from '../../src/client/signals';
 import {
   alertFiringSignal,
+  SA_FAILURES,
+  SA_PHASE,
   alertResolvedSignal,
   approveSignal,
   CONTROL_TASK_QUEUE,
@@ -75,7 +77,30 @@ after(async () => {
 });
 
 const handle = (service: string, host = 'h1') => client.workflow.getHandle(workflowIdFor(host, service));
-const state = (service: string, host = 'h1'): Promise<ServiceStateView> => handle(service, host).query(stateQuery);
+// Every read has a deadline: a query the test server never answers must fail (and be retried by the
+// waits) rather than hang the test.
+const state = (service: string, host = 'h1'): Promise<ServiceStateView> =>
+  client.connection.withDeadline(Date.now() + 10_000, () => handle(service, host).query(stateQuery));
+
+/** The workflow's run and search attributes, read by describe (no workflow task, unlike a query). */
+async function untilIndexed(
+  service: string,
+  what: string,
+  pred: (d: { runId: string; phase?: string; failures: number }) => boolean,
+) {
+  return waitFor(
+    async () => {
+      const d = await client.connection.withDeadline(Date.now() + 10_000, () => handle(service).describe());
+      const v = {
+        runId: d.runId,
+        phase: d.typedSearchAttributes.get(SA_PHASE),
+        failures: d.typedSearchAttributes.get(SA_FAILURES) ?? 0,
+      };
+      return pred(v) ? v : null;
+    },
+    { what: `${service}: ${what}`, timeoutMs: 30_000 },
+  );
+}
 
 function fire(service: string, host = 'h1', alertnames = ['ServiceStalled']) {
   return signalWithStartService(client, config, host, service, alertFiringSignal, { alertnames });
@@ -382,20 +407,22 @@ describe('selfhealService workflow (time-skipping server)', () => {
       signalArgs: [{ alertnames: ['ServiceStalled'] }],
     });
     const firstRun = (await h.describe()).runId;
-    await until(svc, 'validating', (s) => s.phase === 'validating');
+    // Waits read the search attributes (describe), not the state query: on the time-skipping server a
+    // query that reaches a run as it continues-as-new is never answered, and the server then keeps time
+    // skipping locked, so every later sleep runs in real time (this test once hung for 9 minutes).
+    await untilIndexed(svc, 'validating', (d) => d.phase === 'validating');
     await env.sleep('10s');
     // Facts, not exact steps: on a busy machine the test server's clock can run past a cooldown
     // between two polls, so an intermediate phase may never be seen.
-    await until(svc, 'a failed attempt', (s) => s.consecutiveFailures >= 1);
+    await untilIndexed(svc, 'a failed attempt', (d) => d.failures >= 1);
     await env.sleep('61s');
-    const s2 = await until(svc, 'failed attempts in a later run', (s) => s.consecutiveFailures >= 2 && s.run >= 1);
-    assert.equal(s2.restartsLastHour, s2.consecutiveFailures, 'every failed restart is in the carried budget');
-    assert.notEqual((await h.describe()).runId, firstRun, 'a new run');
+    await untilIndexed(svc, 'failed attempts in a later run', (d) => d.failures >= 2 && d.runId !== firstRun);
     await env.sleep('2m');
+    await untilIndexed(svc, 'escalated', (d) => d.phase === 'escalated');
     const s3 = await until(svc, 'escalated in the new run', (s) => s.phase === 'escalated');
     assert.equal(s3.consecutiveFailures, 3, 'failure count carried over');
-    assert.equal(s3.restartsLastHour, 3, 'budget carried over');
-    assert.ok(s3.run >= 1);
+    assert.equal(s3.restartsLastHour, 3, 'budget carried over: every failed restart counts in the later run');
+    assert.ok(s3.run >= 1, 'a later run');
     assert.equal(fake.restartsOf(svc), 3);
     await waitFor(() => escalations(svc, 'ConsecutiveFailures').length === 1, {
       what: 'escalation after continue-as-new',
