@@ -79,7 +79,13 @@ describe('chaos: SIGKILL each part at each phase of an incident', () => {
         150_000,
       );
       assert.equal((await cluster.systemd.show(unit)).ActiveState, 'active');
-      assert.equal(healed.recentAttempts[0]?.result, 'success', JSON.stringify(healed.recentAttempts));
+      // Its last attempt verified. An earlier one may have failed: a host worker killed while
+      // `systemctl restart` runs can leave the unit down (seen at load 10: "inactive/dead after 20s"),
+      // and the next attempt heals it; every attempt counts against the budget (checked below).
+      assert.equal(healed.recentAttempts.at(-1)?.result, 'success', JSON.stringify(healed.recentAttempts));
+      if (part !== 'host') {
+        assert.equal(healed.recentAttempts.length, 1, `one attempt: ${JSON.stringify(healed.recentAttempts)}`);
+      }
 
       await cluster.untilPhase(broken(part), 'escalated');
       if (!escalatedNow) await crash(part, 'escalated');
