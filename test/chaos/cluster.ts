@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import type { AuditRecord } from '../../src/activities/audit';
 import { stateQuery, workflowIdFor, type ServiceStateView } from '../../src/workflows/definitions';
 import { parseMetrics, type Sample } from '../e2e/harness';
-import { BIN, ROOT } from '../helpers/cli';
+import { BIN, ROOT, runCli, type CliResult } from '../helpers/cli';
 import { tempDir } from '../helpers/config';
 import { freePorts } from '../helpers/ports';
 import { UserSystemd } from '../helpers/systemd';
@@ -158,7 +158,10 @@ export class Cluster {
   private connection: Connection | null = null;
   private temporalAddress = '';
 
-  private constructor(readonly units: UnitSpec[]) {
+  private constructor(
+    readonly units: UnitSpec[],
+    private readonly fleet: Record<string, unknown>,
+  ) {
     this.parts = {
       'dev-server': new Part('dev-server', this),
       api: new Part('api', this),
@@ -167,8 +170,9 @@ export class Cluster {
     };
   }
 
-  static async start(units: UnitSpec[]): Promise<Cluster> {
-    const c = new Cluster(units);
+  /** `fleet`: the config's `fleet` section (default: the breaker off, see bringUp). */
+  static async start(units: UnitSpec[], opts: { fleet?: Record<string, unknown> } = {}): Promise<Cluster> {
+    const c = new Cluster(units, opts.fleet ?? { breaker: { enabled: false } });
     try {
       await c.bringUp();
       return c;
@@ -220,10 +224,11 @@ export class Cluster {
       audit: { file: this.auditFile },
       escalation: { webhooks: [{ url: this.sink.url }] },
       worker: { temporalMetrics: '', metrics: `127.0.0.1:${metricsPort}` },
-      // Each part leaves its broken unit escalated (an open incident) on the one host: by the third
-      // part half the host's services have open incidents and the mass-failure breaker would rightly
-      // hold every restart. The breaker is not the subject here.
-      fleet: { breaker: { enabled: false } },
+      // By default the breaker is off: in kill-parts, each part leaves its broken unit escalated (an
+      // open incident) on the one host; by the third part half the host's services have open
+      // incidents and the mass-failure breaker would rightly hold every restart. The breaker is not
+      // the subject there (it is in breaker.test.ts).
+      fleet: this.fleet,
       services: this.units.map((u) => ({
         name: u.name,
         host: HOST,
@@ -253,6 +258,11 @@ export class Cluster {
     await this.parts[part].kill();
     await opts.whileDown?.();
     await this.parts[part].start(opts.wrap);
+  }
+
+  /** Runs the built `selfheal` CLI against this cluster's config. */
+  cli(...args: string[]): Promise<CliResult> {
+    return runCli([...args, '--config', this.configFile], { env: { ...this.env(), SELFHEAL_FROM_SOURCE: '' } });
   }
 
   /** Starts counted by the unit itself. */

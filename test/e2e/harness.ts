@@ -53,6 +53,10 @@ export interface HarnessOptions {
   signalHandlers?: boolean;
   /** Set api.recordDeliveries to `deliveriesFile` (for `selfheal simulate --alerts`). */
   recordDeliveries?: boolean;
+  /** More keys of an instance's `services` entry (e.g. `policy`, `dependsOn`). */
+  services?: Record<string, Record<string, unknown>>;
+  /** Set `alertmanager.url` to this test's Alertmanager, so silences are honoured at the moment of acting. */
+  silences?: boolean;
 }
 
 /**
@@ -279,6 +283,8 @@ export class Harness {
   private readonly logLine: (line: string) => void;
   private readonly policy: Record<string, string | number>;
   private readonly fleet: Record<string, unknown>;
+  private readonly serviceExtras: Record<string, Record<string, unknown>>;
+  private readonly silences: boolean;
   private readonly started = Date.now();
 
   private constructor(opts: HarnessOptions) {
@@ -291,6 +297,8 @@ export class Harness {
     this.deliveriesFile = opts.recordDeliveries ? join(this.dir, 'deliveries.jsonl') : null;
     this.policy = { ...TEST_POLICY, ...opts.policy };
     this.fleet = opts.fleet ?? { breaker: { enabled: false } };
+    this.serviceExtras = opts.services ?? {};
+    this.silences = opts.silences ?? false;
     const harnessLog = join(this.dir, 'harness.log');
     this.logLine =
       opts.log ??
@@ -453,11 +461,18 @@ export class Harness {
       alerts: { serviceLabel: 'service', hostLabel: 'host' },
       policy: this.policy,
       fleet: this.fleet,
+      // Known before Alertmanager starts (its port is picked up front); asked only at the moment of acting.
+      ...(this.silences ? { alertmanager: { url: `http://127.0.0.1:${this.ports.get('alertmanager')}` } } : {}),
       audit: { file: this.auditFile },
       escalation: { webhooks: [{ url: this.sink.url }] },
       // No extra listeners: everything this test reads is on the API's /metrics.
       worker: { temporalMetrics: '', metrics: '' },
-      services: this.instances.map((i) => ({ name: this.service(i), host: this.host, manager: 'systemd-user' })),
+      services: this.instances.map((i) => ({
+        name: this.service(i),
+        host: this.host,
+        manager: 'systemd-user',
+        ...this.serviceExtras[i],
+      })),
     };
     writeFileSync(this.configFile, stringify(config));
     this.log(`starting selfheal (config ${this.configFile})`);

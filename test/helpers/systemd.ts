@@ -2,6 +2,7 @@
 // private mount namespace, a tmpfs on /run/systemd with /run/systemd/system, a fresh 0700
 // XDG_RUNTIME_DIR, and `systemd --user`. `systemctl --user` with the same XDG_RUNTIME_DIR drives it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,8 +84,17 @@ export class UserSystemd {
   }
 
   /** Writes a unit file and reloads the manager. */
+  /**
+   * Every private manager puts its units in the same cgroup (/app.slice/<unit>), and stopping a unit
+   * kills every process in its cgroup: two managers running a unit of the same name (two test runs
+   * at once on one machine) would stop each other's processes. A slice of its own keeps them apart.
+   */
+  readonly slice = `selfheal${randomBytes(6).toString('hex')}.slice`;
+
   async addUnit(name: string, content: string): Promise<void> {
     writeFileSync(join(this.unitDir, name), content);
+    mkdirSync(join(this.unitDir, `${name}.d`), { recursive: true });
+    writeFileSync(join(this.unitDir, `${name}.d`, 'slice.conf'), `[Service]\nSlice=${this.slice}\n`);
     await this.systemctl('daemon-reload');
   }
 
