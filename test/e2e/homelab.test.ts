@@ -403,6 +403,13 @@ describe('what was recorded', () => {
       }
     }
     const btc = records.filter((r) => r.service === h.service(BTC)).map((r) => `${r.event}:${r.decision}`);
+    // Waiting for a restart slot (fleet.maxRestartsInFlightPerHost, 2: SOL and FAIL restart at the same
+    // time) is legitimate on a slow machine: it adds a hold, its release and a second re-check.
+    const slotWait = ['held:hold-concurrency', 'released:recheck', 'recheck:confirmed'];
+    for (let i = btc.indexOf(slotWait[0]); i >= 0; i = btc.indexOf(slotWait[0])) {
+      assert.deepEqual(btc.slice(i, i + 3), slotWait, `BTC waited for a slot: ${btc.join(', ')}`);
+      btc.splice(i, 3);
+    }
     assert.deepEqual(btc, [
       'incident-opened:validate',
       'recheck:confirmed',
