@@ -150,8 +150,11 @@ async function sdkMetrics(url: string): Promise<Record<string, number>> {
       const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$/.exec(line);
       if (!m || m[1].endsWith('_bucket')) continue;
       if (!/sticky_cache|workflow_task|task_slots|num_pollers|activity_execution|request/.test(m[1])) continue;
+      // Activity latencies by activity type (which local activity the workflow tasks wait for).
+      const type = /activity_execution/.test(m[1]) ? /activity_type="([^"]+)"/.exec(m[2] ?? '')?.[1] : undefined;
+      const key = type ? `${m[1]}{${type}}` : m[1];
       const v = Number(m[3]);
-      if (Number.isFinite(v)) out[m[1]] = (out[m[1]] ?? 0) + v;
+      if (Number.isFinite(v)) out[key] = (out[key] ?? 0) + v;
     }
   } catch (err) {
     out.scrapeFailed = 1;
@@ -303,9 +306,14 @@ async function stormRun(
     let allValidatingSeconds: number | null = null;
     let cpu: StormRun['cpu'] | null = null;
     const sampler = (async () => {
-      const deadline = t0 + 480_000;
+      const deadline = t0 + 900_000;
+      let lastLog = t0;
       while (!done && performance.now() < deadline) {
         const n = await countValidating(t.client).catch(() => -1);
+        if (performance.now() - lastLog > 30_000) {
+          lastLog = performance.now();
+          log(`    ${n} validating at ${((lastLog - t0) / 1000).toFixed(0)} s (load ${loadavg()})`);
+        }
         const w = vmRssMiB(wpid);
         const d = treeRssMiB(t.server.pid);
         peak.workerRssMiB = Math.max(peak.workerRssMiB, w ?? 0);
@@ -333,7 +341,7 @@ async function stormRun(
       perRequest: opts.perRequest,
       inFlight: opts.inFlight,
       seed: 7_000,
-      maxMs: 300_000,
+      maxMs: 900_000,
     });
     const acceptedSeconds = (accepted.lastAccepted - accepted.firstSent) / 1000;
     log(
@@ -490,6 +498,8 @@ export interface OverheadLevel {
   verified: number;
   restartOverheadMs: Percentiles;
   closeOverheadMs: Percentiles;
+  /** Where the overheads go, from the audit log's times (p50 and p99, ms). */
+  parts: Record<string, Percentiles>;
   /** Last incident closed − first alert sent. */
   lastClosedSeconds: number;
   loadavg: string;
@@ -541,6 +551,22 @@ async function overheadLevel(
   }
   const restartOver: number[] = [];
   const closeOver: number[] = [];
+  const audit = readAudit(ctx.auditFile).filter((r) => want.has(r.service));
+  const at = (svc: string, pred: (r: AuditRecord) => boolean) => {
+    const r = audit.find((x) => x.service === svc && pred(x));
+    return r ? Date.parse(r.time) : NaN;
+  };
+  const parts: Record<string, number[]> = {
+    'alert → incident opened': [],
+    'window end → re-check confirmed': [],
+    're-check → restart decided (silences, coordinator)': [],
+    'restart decided → systemctl restart called': [],
+    'active + stable → attempt finished': [],
+    'attempt finished → closed': [],
+  };
+  const push = (k: string, v: number) => {
+    if (Number.isFinite(v)) parts[k].push(v);
+  };
   let verified = 0;
   let last = 0;
   for (const s of services) {
@@ -553,6 +579,16 @@ async function overheadLevel(
     last = Math.max(last, closedAt);
     restartOver.push(tm.restartCalledAt - sent - ctx.windowMs);
     closeOver.push(closedAt - (tm.activeAt + ctx.stableMs));
+    const opened = at(s.name, (r) => r.event === 'incident-opened');
+    const recheck = at(s.name, (r) => r.event === 'recheck');
+    const restart = at(s.name, (r) => r.event === 'restart');
+    const finished = at(s.name, (r) => r.event === 'attempt-finished');
+    push('alert → incident opened', opened - sent);
+    push('window end → re-check confirmed', recheck - opened - ctx.windowMs);
+    push('re-check → restart decided (silences, coordinator)', restart - recheck);
+    push('restart decided → systemctl restart called', tm.restartCalledAt - restart);
+    push('active + stable → attempt finished', finished - (tm.activeAt + ctx.stableMs));
+    push('attempt finished → closed', closedAt - finished);
   }
   const level: OverheadLevel = {
     label: ctx.label,
@@ -561,6 +597,7 @@ async function overheadLevel(
     verified,
     restartOverheadMs: percentiles(restartOver),
     closeOverheadMs: percentiles(closeOver),
+    parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, percentiles(v)])),
     lastClosedSeconds: (last - accepted.firstSent) / 1000,
     loadavg: loadavg(),
   };
@@ -670,6 +707,9 @@ async function runOverhead(log: (l: string) => void, sizes: number[]): Promise<O
       verified: rows.reduce((a, x) => a + x.verified, 0),
       restartOverheadMs: percentiles(r),
       closeOverheadMs: percentiles(c),
+      parts: Object.fromEntries(
+        Object.keys(rows[0].parts).map((k) => [k, percentiles(rows.map((x) => x.parts[k].p50))]),
+      ),
       lastClosedSeconds: Math.max(...rows.map((x) => x.lastClosedSeconds)),
       loadavg: rows[rows.length - 1].loadavg,
     };
@@ -883,11 +923,23 @@ export function renderScaleMarkdown(r: ScaleResults): string {
         }`,
     ),
   ];
+  const breakdown = (levels: OverheadLevel[]) => {
+    const keys = Object.keys(levels[0]?.parts ?? {});
+    return [
+      `| where the time goes, p50 (p99) ms | ${levels.map((l) => l.label).join(' | ')} |`,
+      `|---|${levels.map(() => '---').join('|')}|`,
+      ...keys.map(
+        (k) => `| ${k} | ${levels.map((l) => `${f0(l.parts[k]?.p50)} (${f0(l.parts[k]?.p99)})`).join(' | ')} |`,
+      ),
+    ];
+  };
   if (r.overhead) {
     out.push(
       `Overhead (FakeManager, ${r.overhead.hosts} hosts, validation window ${r.overhead.validationWindowMs / 1000} s, stable period ${r.overhead.verifyStableMs / 1000} s):`,
       '',
       ...levelRows(r.overhead.levels),
+      '',
+      ...breakdown(r.overhead.levels),
       '',
     );
   }
@@ -898,6 +950,8 @@ export function renderScaleMarkdown(r: ScaleResults): string {
         `Real systemd (private user manager, ${r.systemd.hosts} host workers in one process, ${r.systemd.limits}):`,
         '',
         ...levelRows(r.systemd.levels, true),
+        '',
+        ...breakdown(r.systemd.levels),
         '',
       );
   }
