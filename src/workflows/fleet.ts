@@ -155,7 +155,8 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     const sent = answer(workflowId, a).then((ok) => {
       if (ok || !onLost) return;
       onLost();
-      lost = true;
+      // Runs before the patch gave the slot back in the same step, without another pass.
+      if (together) lost = true;
     });
     if (together) sending.push(sent);
     else await sent;
