@@ -4,7 +4,7 @@
 // (a partial run writes bench/results/partial.* and leaves both alone).
 //
 //   npm run bench                          # everything (~4 min on 2 cores)
-//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, simulate, cluster, fleet
+//   BENCH_ONLY=policy,history npm run bench # some sections: policy, history, webhook, entities, reads, simulate, cluster, fleet, scale
 //   BENCH_ONLY=cluster npm run bench        # dev server vs a Temporal cluster on PostgreSQL (needs
 //                                           # `node scripts/setup.mjs --cluster`; skipped without it)
 //
@@ -20,13 +20,24 @@ import { runHistoryBench } from './history';
 import { runPolicyBench } from './policy';
 import { runSimulateBench } from './simulate';
 import { runReadsBench } from './reads';
+import { runScaleBench } from './scale';
 import { MARK_BEGIN, MARK_END, renderMarkdown, renderSummary, type BenchResults } from './lib/report';
 import { machineInfo } from './lib/system';
 import { runWebhookBench } from './webhook';
 
 const ROOT = join(__dirname, '..');
 const RESULTS = join(__dirname, 'results');
-const SECTIONS = ['policy', 'entities', 'history', 'webhook', 'reads', 'simulate', 'cluster', 'fleet'] as const;
+const SECTIONS = [
+  'policy',
+  'entities',
+  'history',
+  'webhook',
+  'reads',
+  'simulate',
+  'cluster',
+  'fleet',
+  'scale',
+] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard bound on the whole run: a hung server must not hang the bench. */
 const OVERALL_LIMIT_MS = 20 * 60_000;
@@ -38,7 +49,8 @@ function selected(): Section[] {
   const only = process.env.BENCH_ONLY?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (!only?.length) return [...SECTIONS];
+  // The scale section runs for many minutes (10,000-service storms): only when asked for by name.
+  if (!only?.length) return SECTIONS.filter((s) => s !== 'scale');
   const bad = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
   if (bad.length) throw new Error(`BENCH_ONLY: unknown section(s) ${bad.join(', ')}; known: ${SECTIONS.join(', ')}`);
   return SECTIONS.filter((s) => only.includes(s));
@@ -116,11 +128,12 @@ async function main(): Promise<number> {
   results.reads = await run('reads', () => runReadsBench(log, { sizes: [1000, 10000], rounds: 3 }));
   results.cluster = await run('cluster', () => runClusterBench(log));
   results.fleet = await run('fleet', () => runFleetBench(log));
+  results.scale = await run('scale', () => runScaleBench(log));
   results.meta.wallSeconds = (performance.now() - started) / 1000;
 
   mkdirSync(RESULTS, { recursive: true });
   // A partial run (BENCH_ONLY) never replaces the results of the last full run.
-  const full = sections.length === SECTIONS.length;
+  const full = sections.length === SECTIONS.length - 1 && !sections.includes('scale');
   const base = full ? 'latest' : 'partial';
   await writePretty(join(RESULTS, `${base}.json`), JSON.stringify(results, null, 2));
   const md = renderMarkdown(results);

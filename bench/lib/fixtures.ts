@@ -44,6 +44,10 @@ export interface FleetConfigOptions {
   /** Extra `policy:` keys (flow YAML, without braces). */
   policy?: string;
   escalationUrl?: string;
+  /** Extra top-level YAML lines (e.g. `worker:` or `fleet:` sections). */
+  extra?: string[];
+  /** `manager:` of every service (default: the config's default, systemd). */
+  manager?: string;
 }
 
 /** A validated Config, exactly as `selfheal` would load it from YAML. */
@@ -66,8 +70,11 @@ export function fleetConfigYaml(opts: FleetConfigOptions & { dataDir: string }):
     `audit: { file: ${JSON.stringify(join(dir, 'audit.log'))} }`,
     ...(opts.escalationUrl ? [`escalation: { webhooks: [ { url: "${opts.escalationUrl}" } ] }`] : []),
     ...(opts.policy ? [`policy: { ${opts.policy} }`] : []),
+    ...(opts.extra ?? []),
     'services:',
-    ...opts.services.map((s) => `  - { name: "${s.name}", host: ${s.host} }`),
+    ...opts.services.map(
+      (s) => `  - { name: "${s.name}", host: ${s.host}${opts.manager ? `, manager: ${opts.manager}` : ''} }`,
+    ),
   ];
   return lines.join('\n') + '\n';
 }

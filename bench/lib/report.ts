@@ -6,6 +6,7 @@ import type { HistoryResults } from '../history';
 import type { PolicyResults } from '../policy';
 import type { SimulateResults } from '../simulate';
 import { readsSection, type ReadsResult } from '../reads';
+import { renderScaleMarkdown, type ScaleResults } from '../scale';
 import type { WebhookResults } from '../webhook';
 import { fmt, fmtSpread, type Spread } from './stats';
 import type { MachineInfo } from './system';
@@ -28,6 +29,7 @@ export interface BenchResults {
   fleet?: FleetBenchResults;
   reads?: ReadsResult;
   cluster?: ClusterResults;
+  scale?: ScaleResults;
   errors: Record<string, string>;
 }
 
@@ -311,6 +313,7 @@ export function renderMarkdown(r: BenchResults): string {
   if (r.history) parts.push(historySection(r.history), '');
   if (r.simulate) parts.push(simulateSection(r.simulate), '');
   if (r.reads) parts.push(readsSection(r.reads), '');
+  if (r.scale) parts.push('### Scale (issue 12, targets 1, 3, 4)', '', renderScaleMarkdown(r.scale), '');
   if (r.cluster)
     parts.push('### Temporal cluster (PostgreSQL) vs the dev server', '', renderClusterMarkdown(r.cluster), '');
   for (const [k, v] of Object.entries(r.errors)) parts.push(`**${k} failed:** ${v}`, '');

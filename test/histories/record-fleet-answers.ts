@@ -1,0 +1,93 @@
+// Records the fleet coordinator answering several restarts asked at once, as a replay history: the
+// asks are in its history before its first task. Recorded with the code before the patch
+// fleet-answers-together (one answer per workflow task), it proves that runs started before the
+// patch still replay; without the patch's guard this replay fails.
+//   npx tsx test/histories/record-fleet-answers.ts v0.3-
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { createFleetWorker } from '../../src/worker/workers';
+import {
+  FLEET_TASK_QUEUE,
+  FLEET_WORKFLOW_ID,
+  FLEET_WORKFLOW_TYPE,
+  fleetReportSignal,
+  type FleetReport,
+  type FleetWorkflowInput,
+} from '../../src/workflows/fleet-definitions';
+import { tempDir, testConfig } from '../helpers/config';
+import { timeSkippingEnv, workflowBundle } from '../helpers/temporal';
+import { waitFor } from '../helpers/wait';
+
+const N = 4;
+
+async function main() {
+  const prefix = process.argv[2];
+  if (!prefix) throw new Error('usage: npx tsx test/histories/record-fleet-answers.ts <prefix, e.g. v0.3->');
+  const dir = tempDir();
+  const services = Array.from({ length: N }, (_, i) => `  - { name: s${i}.service, host: h${i} }`).join('\n');
+  const config = testConfig(
+    `
+temporal: { dataDir: ${dir} }
+audit: { file: ${join(dir, 'audit.log')} }
+fleet: { breaker: { enabled: false }, maxRestartsInFlight: 100, maxRestartsInFlightPerHost: 10 }
+services:
+${services}
+`,
+    dir,
+  );
+  const env = await timeSkippingEnv();
+  try {
+    for (let i = 0; i < N; i++) {
+      const report: FleetReport = {
+        kind: 'request',
+        host: `h${i}`,
+        service: `s${i}.service`,
+        workflowId: `selfheal/h${i}/s${i}.service`,
+        incidentId: `inc-${i}`,
+        ask: 1,
+        approved: false,
+        dependsOn: [],
+      };
+      await env.client.workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport]>(
+        FLEET_WORKFLOW_TYPE,
+        { workflowId: FLEET_WORKFLOW_ID, taskQueue: FLEET_TASK_QUEUE, args: [{}], signal: fleetReportSignal.name, signalArgs: [report] },
+      );
+    }
+    const worker = await createFleetWorker({
+      config,
+      connection: env.nativeConnection,
+      workflows: { workflowBundle: await workflowBundle() },
+    });
+    const running = worker.run();
+    try {
+      const handle = env.client.workflow.getHandle(FLEET_WORKFLOW_ID);
+      // Every answer sent and its outcome (the entity workflows do not exist: each answer fails,
+      // and the coordinator gives the slot back) recorded.
+      await waitFor(
+        async () => {
+          const h = await handle.fetchHistory();
+          const failed = (h.events ?? []).filter((e) => e.signalExternalWorkflowExecutionFailedEventAttributes);
+          return failed.length >= N ? true : null;
+        },
+        { what: `the coordinator's ${N} answers`, timeoutMs: 60_000 },
+      );
+      await new Promise((r) => setTimeout(r, 2_000));
+      const history = await handle.fetchHistory();
+      writeFileSync(join(__dirname, `${prefix}fleet-answers-batch.json`), historyToJSON(history) + '\n');
+    } finally {
+      worker.shutdown();
+      await running;
+    }
+  } finally {
+    await env.teardown();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
