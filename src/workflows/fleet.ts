@@ -63,8 +63,16 @@ const MAX_SIGNALS_PER_RUN = 2_000;
  */
 export const PATCH_FLEET_ANSWERS_TOGETHER = 'fleet-answers-together';
 
+/**
+ * One MassFailure per storm: a scope that trips while another scope's automatic trip is still open (a
+ * storm spreading to another host, or reaching the fleet-wide threshold a step later) is audited, not
+ * paged again. Decided at the start of a run; runs started before page once per step, as they did.
+ */
+export const PATCH_ONE_PAGE_PER_STORM = 'one-mass-failure-per-storm';
+
 export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<void> {
   const together = patched(PATCH_FLEET_ANSWERS_TOGETHER);
+  const onePagePerStorm = patched(PATCH_ONE_PAGE_PER_STORM);
   const carried = input.carried;
   const st: FleetState = carried?.state ?? initialFleetState();
   let settings: FleetSettings | null = carried?.settings ?? null;
@@ -178,7 +186,25 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
         await audit(host, AUDIT_EVENTS.breaker, e.kind, `breaker ${e.scope}: ${reason}`);
       }
     }
-    if (tripped.length) await massFailure(tripped);
+    if (!tripped.length) return;
+    const trippedNow = new Set(tripped.map((e) => e.scope));
+    // Scopes of this storm already paged: tripped by the breaker itself (a human's trip pages no one),
+    // not closed since.
+    const paged = onePagePerStorm
+      ? Object.entries(st.breakers)
+          .filter(([scope, b]) => !trippedNow.has(scope) && b.state !== 'closed' && !b.manual)
+          .map(([scope]) => scope)
+      : [];
+    if (!paged.length) return massFailure(tripped);
+    const hosts = [...new Set(tripped.map((e) => (e.scope.startsWith('host:') ? e.scope.slice(5) : '*')))];
+    const affected = [...new Set(tripped.flatMap((e) => e.count.affected))].sort();
+    await audit(
+      hosts.length === 1 ? hosts[0] : '*',
+      AUDIT_EVENTS.breaker,
+      'storm-widened',
+      `the storm spread to ${[...trippedNow].join(', ')} (affected: ${affected.join(', ')}); its MassFailure ` +
+        `went out when ${paged.join(', ')} tripped, so no new page`,
+    );
   };
 
   const massFailure = async (tripped: Extract<BreakerEvent, { kind: 'tripped' }>[]) => {

@@ -48,6 +48,8 @@ ${Array.from({ length: 10 }, (_, i) => `  - { name: pace${i}.service, host: pace
   - { name: agent1.service, host: dep, dependsOn: [ shared.service ] }
   - { name: agent2.service, host: dep, dependsOn: [ { service: shared.service, host: dep } ] }
   - { name: flap.service, host: flap, policy: { validationWindow: 10s, flapping: { incidents: 3, window: 1h } } }
+${seven('spreada')}
+${seven('spreadb')}
 `,
     dir,
   );
@@ -69,7 +71,7 @@ async function setUp(opts: { fleet?: boolean; fleetExtra?: string } = {}): Promi
   const env = await timeSkippingEnv();
   const fake = new FakeManager();
   const workers = await startWorkers(env, config, {
-    hosts: ['storm', 'fail', 'man', 'pace', 'dep', 'flap'],
+    hosts: ['storm', 'fail', 'man', 'pace', 'dep', 'flap', 'spreada', 'spreadb'],
     managers: () => fake,
     fleet: opts.fleet,
   });
@@ -303,6 +305,46 @@ describe('fleet safety (time-skipping server)', () => {
     await c.client.workflow.getHandle(workflowIdFor('flap', svc)).signal(approveSignal, { by: 'ops' });
     await t.skipUntil('restarted', async () => (await t.state('flap', svc)).totals.restarts === 1);
     assert.equal(t.escalations('ServiceFlapping').length, 1);
+  });
+});
+
+// A coordinator of its own: in the scenarios above other hosts' breakers stay open for a while, and
+// an open scope is exactly what makes a later trip part of the same storm.
+describe('one MassFailure per storm (time-skipping server)', () => {
+  let c: Ctx;
+  before(async () => {
+    c = await setUp();
+  });
+  after(() => tearDown(c));
+
+  it('a storm that spreads to a second host pages once; the spread is audited', async () => {
+    const t = tools(c);
+    const down = async (host: string) => {
+      const svcs = [0, 1, 2, 3].map((i) => `${host}${i}.service`);
+      for (const s of svcs) c.fake.stop(s);
+      for (const s of svcs) await t.fire(host, s);
+      await c.env.sleep('40s');
+      for (const s of svcs) await t.until(host, s, 'held by the breaker', (x) => x.phase === 'held');
+    };
+    await down('spreada');
+    await waitFor(() => t.escalations('MassFailure').length >= 1, { what: 'the MassFailure of spreada' });
+    await down('spreadb');
+    await t.skipUntil('the spread audited', async () =>
+      t.audit().some((l) => l.host === 'spreadb' && l.decision === 'storm-widened'),
+    );
+    await c.env.sleep('1m');
+    const mf = t.escalations('MassFailure');
+    assert.equal(mf.length, 1, `one page for the storm: ${JSON.stringify(mf)}`);
+    assert.equal(mf[0].scope, 'host:spreada');
+    const widened = t.audit().find((l) => l.decision === 'storm-widened')!;
+    assert.match(widened.reason, /spread to host:spreadb .*went out when host:spreada tripped/);
+    const v = await breakerStatus(c.client, 10_000);
+    for (const scope of ['host:spreada', 'host:spreadb']) {
+      assert.equal(v!.scopes.find((x) => x.scope === scope)!.state, 'open', scope);
+    }
+    for (const h of ['spreada', 'spreadb']) {
+      for (const i of [0, 1, 2, 3]) assert.equal(c.fake.restartsOf(`${h}${i}.service`), 0);
+    }
   });
 });
 
