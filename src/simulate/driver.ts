@@ -39,8 +39,10 @@ export interface SimulateOptions {
   /** Independent test servers to spread the services over (default: defaultShards()). */
   shards?: number;
   /**
-   * Run each shard in a child process, so every core works (off by default: one bench run hung with it
-   * and was not yet explained; in-process shards already overlap the server round trips).
+   * Run each shard of a sharded simulation in a child process, so every core works (default true;
+   * false: in this process). The bench run that "hung" with it was the parent not exiting after its
+   * results (a Runtime installed but never used keeps Node up; it is now installed only where a shard
+   * runs) together with the orphaned-escalation clock leak of the test server (fixed in the workflow).
    */
   processes?: boolean;
   /** Called as simulated time advances: done and total simulated milliseconds. */
@@ -93,7 +95,6 @@ export async function startTestServer(): Promise<TestWorkflowEnvironment> {
 }
 
 export async function simulate(opts: SimulateOptions): Promise<SimulationResult> {
-  quietRuntime();
   const started = performance.now();
   const recovery = opts.recovery ?? 'restart-fixes';
   // The simulation's own copy: no search attributes on the test server; nothing else changes.
@@ -137,7 +138,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
       progress.set(shard, done);
       opts.onProgress?.(Math.min(...shards.map((_, i) => progress.get(i) ?? 0)), to - from);
     };
-    const run = shards.length > 1 && opts.processes === true ? runShardProcess : runShard;
+    const run = shards.length > 1 && opts.processes !== false ? runShardProcess : runShard;
     return Promise.all(
       shards.map((ids, i) =>
         run({ config, planned, ids: new Set(ids), recovery, workflows, from, to, onProgress: (d) => report(i, d) }),
@@ -285,6 +286,10 @@ export interface ShardInput {
 
 /** One shard on its own test server: the audit records of its services, in recorded time. */
 export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
+  // Installed only where a shard runs: a process whose Runtime is installed but never used by a
+  // worker does not exit (the parent of child-process shards stayed up after its results; the
+  // "hung" bench run with `processes`).
+  quietRuntime();
   const { config, planned, ids } = x;
   const env = await startTestServer();
   const model = new HostModel(x.recovery, planned.down);
