@@ -1,6 +1,6 @@
 // Profiling aid: one run of the simulate bench's week (50 services / 5 hosts), with its wall time,
 // the report's totals and the 1-minute load average before and after.
-//   npx tsx bench/simulate-once.ts [services] [shards|-] [in-process]
+//   npx tsx bench/simulate-once.ts [services] [shards|-] [processes]
 import { loadavg } from 'node:os';
 import { simulate } from '../src/simulate/driver';
 import { buildReport } from '../src/simulate/report';
@@ -10,7 +10,7 @@ import { fleetConfig } from './lib/fixtures';
 async function main() {
   const n = Number(process.argv[2] ?? 50);
   const shards = process.argv[3] && process.argv[3] !== '-' ? Number(process.argv[3]) : undefined;
-  const processes = process.argv[4] !== 'in-process';
+  const processes = process.argv[4] === 'processes';
   const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % 5}` }));
   const config = fleetConfig({ services });
   const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });

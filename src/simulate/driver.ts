@@ -39,8 +39,8 @@ export interface SimulateOptions {
   /** Independent test servers to spread the services over (default: defaultShards()). */
   shards?: number;
   /**
-   * Run each shard of a sharded simulation in a child process, so every core works (default true;
-   * false: in this process). The bench run that "hung" with it was the parent not exiting after its
+   * Run each shard of a sharded simulation in a child process, so every core works (off by default:
+   * on this busy 2-core machine it measured no faster than in-process shards). The bench run that "hung" with it was the parent not exiting after its
    * results (a Runtime installed but never used keeps Node up; it is now installed only where a shard
    * runs) together with the orphaned-escalation clock leak of the test server (fixed in the workflow).
    */
@@ -138,7 +138,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
       progress.set(shard, done);
       opts.onProgress?.(Math.min(...shards.map((_, i) => progress.get(i) ?? 0)), to - from);
     };
-    const run = shards.length > 1 && opts.processes !== false ? runShardProcess : runShard;
+    const run = shards.length > 1 && opts.processes === true ? runShardProcess : runShard;
     return Promise.all(
       shards.map((ids, i) =>
         run({ config, planned, ids: new Set(ids), recovery, workflows, from, to, onProgress: (d) => report(i, d) }),
