@@ -18,9 +18,10 @@ import { deliverPlan, type PlannedSignal } from '../client/alert-intake';
 import type { Config } from '../config/config';
 import { testServerPath } from '../temporal/binaries';
 import { workflowSource } from '../worker/workers';
-import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/definitions';
+import { AUDIT_EVENTS, CONTROL_TASK_QUEUE, hostTaskQueue } from '../workflows/definitions';
 import { FLEET_TASK_QUEUE } from '../workflows/fleet-definitions';
-import { planHistory, type AlertHistory, type PlannedHistory } from './history';
+import { overThreshold } from '../policy/fleet';
+import { planHistory, type AlertHistory, type Interval, type PlannedHistory } from './history';
 import { HostModel, simulatedControlActivities, simulatedHostActivities, type RecoveryModel } from './host';
 
 /** Simulated time after the last recorded event, so open waits (cooldown, budget) play out. */
@@ -38,8 +39,10 @@ export interface SimulateOptions {
   /** Independent test servers to spread the services over (default: defaultShards()). */
   shards?: number;
   /**
-   * Run each shard in a child process, so every core works (off by default: one bench run hung with it
-   * and was not yet explained; in-process shards already overlap the server round trips).
+   * Run each shard of a sharded simulation in a child process, so every core works (off by default:
+   * on this busy 2-core machine it measured no faster than in-process shards). The bench run that "hung" with it was the parent not exiting after its
+   * results (a Runtime installed but never used keeps Node up; it is now installed only where a shard
+   * runs) together with the orphaned-escalation clock leak of the test server (fixed in the workflow).
    */
   processes?: boolean;
   /** Called as simulated time advances: done and total simulated milliseconds. */
@@ -55,6 +58,8 @@ export interface SimulationResult {
   from: number;
   to: number;
   wallMs: number;
+  /** Test servers the services were spread over. */
+  shards: number;
 }
 
 let runtimeInstalled = false;
@@ -90,7 +95,6 @@ export async function startTestServer(): Promise<TestWorkflowEnvironment> {
 }
 
 export async function simulate(opts: SimulateOptions): Promise<SimulationResult> {
-  quietRuntime();
   const started = performance.now();
   const recovery = opts.recovery ?? 'restart-fixes';
   // The simulation's own copy: no search attributes on the test server; nothing else changes.
@@ -98,31 +102,58 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
   const planned = planHistory(config, opts.history);
   const from = planned.from;
   const to = opts.to ?? planned.to + (opts.tailMs ?? DEFAULT_TAIL_MS);
-  const result: SimulationResult = { config: opts.config, recovery, planned, records: [], from, to, wallMs: 0 };
+  const result: SimulationResult = {
+    config: opts.config,
+    recovery,
+    planned,
+    records: [],
+    from,
+    to,
+    wallMs: 0,
+    shards: 1,
+  };
   if (planned.services.size === 0) return { ...result, wallMs: performance.now() - started };
 
   const workflows = opts.workflows ?? (await productionWorkflows());
   // Without fleet safety services never interact, so they are simulated in independent shards, each on its own test
   // server and clock: a shard waits only for its own services' timers and activities.
   // A small history is quicker in one shard in this process than to start more.
-  // Fleet safety (breaker, restart slots, dependencies) couples the services: then one shard, so the
-  // coordinator sees the whole fleet, unless the caller asks for shards (faster, breaker per shard).
+  // Fleet safety (breaker, restart slots, dependencies) couples the services. Then a shard holds whole
+  // hosts (a host's breaker and slots) joined by their dependencies, each shard runs its own coordinator,
+  // and the fleet-wide part (the fleet breaker, the fleet's restart slots) is checked: if the fleet never
+  // had so many incidents open at once that it could have acted, the shards' coordinators decided as the
+  // one coordinator would have (fleetNeverActs); if it could have, the whole fleet runs in one shard.
   const coupled = config.fleet.breaker.enabled || config.services.some((s) => (s.dependsOn ?? []).length > 0);
-  const wanted =
-    opts.shards ??
-    (coupled ? 1 : Math.min(defaultShards(), Math.ceil(planned.deliveries.length / DELIVERIES_PER_SHARD)));
-  const shards = partition([...planned.services.keys()], planned, wanted);
-  const progress = new Map<number, number>();
-  const report = (shard: number, done: number) => {
-    progress.set(shard, done);
-    opts.onProgress?.(Math.min(...shards.map((_, i) => progress.get(i) ?? 0)), to - from);
+  const ids = [...planned.services.keys()];
+  const byWork = Math.min(defaultShards(), Math.ceil(planned.deliveries.length / DELIVERIES_PER_SHARD));
+  const margin = FLEET_CHECK_MARGIN_MS;
+  let shards: string[][];
+  if (opts.shards != null || !coupled) shards = partition(ids, planned, opts.shards ?? byWork);
+  else if (byWork > 1 && fleetNeverActs(config, maxOpenAtOnce(recordedSpans(planned, to), margin))) {
+    shards = partitionGroups(couplingGroups(config, ids, planned), planned, byWork);
+  } else shards = [ids];
+  const runAll = async (shards: string[][]) => {
+    const progress = new Map<number, number>();
+    const report = (shard: number, done: number) => {
+      progress.set(shard, done);
+      opts.onProgress?.(Math.min(...shards.map((_, i) => progress.get(i) ?? 0)), to - from);
+    };
+    const run = shards.length > 1 && opts.processes === true ? runShardProcess : runShard;
+    return Promise.all(
+      shards.map((ids, i) =>
+        run({ config, planned, ids: new Set(ids), recovery, workflows, from, to, onProgress: (d) => report(i, d) }),
+      ),
+    );
   };
-  const run = shards.length > 1 && opts.processes === true ? runShardProcess : runShard;
-  const parts = await Promise.all(
-    shards.map((ids, i) =>
-      run({ config, planned, ids: new Set(ids), recovery, workflows, from, to, onProgress: (d) => report(i, d) }),
-    ),
-  );
+  let parts = await runAll(shards);
+  if (coupled && opts.shards == null && shards.length > 1) {
+    // What the shards did, checked the same way: held to the recorded history's bound, this never fails.
+    if (!fleetNeverActs(config, maxOpenAtOnce(incidentSpans(parts.flat(), to), margin))) {
+      shards = [ids];
+      parts = await runAll(shards);
+    }
+  }
+  result.shards = shards.length;
   result.records = parts.flat().sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
   result.wallMs = performance.now() - started;
   return result;
@@ -138,16 +169,108 @@ export function defaultShards(): number {
 
 /** Splits services into at most `n` shards of about equal work (deliveries), heaviest first. */
 export function partition(ids: string[], planned: PlannedHistory, n: number): string[][] {
-  const work = new Map<string, number>(ids.map((id) => [id, 0]));
+  return partitionGroups(
+    ids.map((id) => [id]),
+    planned,
+    n,
+  );
+}
+
+/** Splits groups of services (kept whole) into at most `n` shards of about equal work, heaviest first. */
+export function partitionGroups(groups: string[][], planned: PlannedHistory, n: number): string[][] {
+  const work = new Map<string, number>();
   for (const d of planned.deliveries)
     for (const s of d.plan.signals) work.set(s.workflowId, (work.get(s.workflowId) ?? 0) + 1);
-  const shards = Array.from({ length: Math.max(1, Math.min(n, ids.length)) }, () => ({ ids: [] as string[], work: 0 }));
-  for (const id of [...ids].sort((a, b) => work.get(b)! - work.get(a)! || a.localeCompare(b))) {
+  const weighed = groups.map((ids) => ({ ids, work: ids.reduce((a, id) => a + (work.get(id) ?? 0), 0) }));
+  const shards = Array.from({ length: Math.max(1, Math.min(n, groups.length)) }, () => ({
+    ids: [] as string[],
+    work: 0,
+  }));
+  weighed.sort((a, b) => b.work - a.work || a.ids[0].localeCompare(b.ids[0]));
+  for (const g of weighed) {
     const lightest = shards.reduce((a, b) => (b.work < a.work ? b : a));
-    lightest.ids.push(id);
-    lightest.work += work.get(id)!;
+    lightest.ids.push(...g.ids);
+    lightest.work += g.work;
   }
-  return shards.map((s) => s.ids);
+  return shards.map((s) => s.ids).filter((ids) => ids.length > 0);
+}
+
+/**
+ * Services that must share a coordinator: every service of a host (its breaker and restart slots)
+ * and the hosts joined by a `dependsOn` (a held dependent waits on its dependency's incident).
+ */
+export function couplingGroups(config: Config, ids: string[], planned: PlannedHistory): string[][] {
+  const parent = new Map<string, string>();
+  const find = (h: string): string => {
+    const p = parent.get(h) ?? h;
+    if (p === h) return h;
+    const root = find(p);
+    parent.set(h, root);
+    return root;
+  };
+  const union = (a: string, b: string) => parent.set(find(a), find(b));
+  for (const s of config.services)
+    for (const dep of s.dependsOn ?? []) {
+      const slash = dep.indexOf('/');
+      union(s.host, slash > 0 ? dep.slice(0, slash) : s.host);
+    }
+  const groups = new Map<string, string[]>();
+  for (const id of ids) {
+    const root = find(planned.services.get(id)!.host);
+    groups.set(root, [...(groups.get(root) ?? []), id]);
+  }
+  return [...groups.values()];
+}
+
+/** Widening of every incident span in the fleet check: well over the simulated clock's jitter. */
+export const FLEET_CHECK_MARGIN_MS = 60_000;
+
+/**
+ * Upper bounds on when each service could have had an incident open: its recorded outages (an
+ * incident opens on a firing alert and ends by the time its alert resolves, or at the end).
+ */
+export function recordedSpans(planned: PlannedHistory, to: number): Interval[] {
+  return [...planned.down.values()].flat().map((iv) => ({ start: iv.start, end: Math.min(iv.end, to) }));
+}
+
+/** When incidents were open, from the workflows' audit records (incident-opened → incident-closed). */
+export function incidentSpans(records: readonly AuditRecord[], to: number): Interval[] {
+  const open = new Map<string, number>();
+  const spans: Interval[] = [];
+  for (const r of [...records].sort((a, b) => Date.parse(a.time) - Date.parse(b.time))) {
+    if (r.event === AUDIT_EVENTS.incidentOpened) open.set(r.workflowId, Date.parse(r.time));
+    else if (r.event === AUDIT_EVENTS.incidentClosed && open.has(r.workflowId)) {
+      spans.push({ start: open.get(r.workflowId)!, end: Date.parse(r.time) });
+      open.delete(r.workflowId);
+    }
+  }
+  for (const start of open.values()) spans.push({ start, end: to });
+  return spans;
+}
+
+/** The most spans that overlap at any moment, each widened by `marginMs` on both sides. */
+export function maxOpenAtOnce(spans: readonly Interval[], marginMs: number): number {
+  const edges: [number, number][] = [];
+  for (const s of spans) edges.push([s.start - marginMs, 1], [s.end + marginMs, -1]);
+  // At equal times an opening counts before a closing: touching spans overlap (conservative).
+  edges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  let open = 0;
+  let max = 0;
+  for (const [, d] of edges) max = Math.max(max, (open += d));
+  return max;
+}
+
+/**
+ * Whether the fleet-wide part of fleet safety could never have acted with at most `maxOpen`
+ * incidents open at once: the fleet breaker never over its limits, and never as many restarts in
+ * flight as the fleet's slots (a restart slot belongs to an open incident, so slots ≤ incidents).
+ * Host breakers, host slots and dependencies are decided whole inside a shard.
+ */
+export function fleetNeverActs(config: Config, maxOpen: number): boolean {
+  const f = config.fleet;
+  if (maxOpen >= f.maxRestartsInFlight) return false;
+  const total = Math.max(config.services.length, maxOpen);
+  return !f.breaker.enabled || !overThreshold(maxOpen, total, f.breaker.fleet);
 }
 
 export interface ShardInput {
@@ -163,6 +286,10 @@ export interface ShardInput {
 
 /** One shard on its own test server: the audit records of its services, in recorded time. */
 export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
+  // Installed only where a shard runs: a process whose Runtime is installed but never used by a
+  // worker does not exit (the parent of child-process shards stayed up after its results; the
+  // "hung" bench run with `processes`).
+  quietRuntime();
   const { config, planned, ids } = x;
   const env = await startTestServer();
   const model = new HostModel(x.recovery, planned.down);

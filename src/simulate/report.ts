@@ -29,7 +29,7 @@ export interface ServiceReport {
   escalations: Record<string, number>;
   /** Alert (incident opened) → its first restart, in whole seconds; null without restarts. */
   alertToRestart: { p50: number | null; p95: number | null; count: number };
-  /** Seconds incidents spent held: refused a restart, awaiting approval, escalated, paused. */
+  /** Seconds incidents spent held: refused a restart, awaiting approval, escalated, paused, held by fleet safety. */
   heldSeconds: number;
 }
 
@@ -81,7 +81,15 @@ export function serviceFigures(records: readonly AuditRecord[], end: number): Om
       case AUDIT_EVENTS.decision: {
         const kind = refusalOf(r.decision);
         if (kind) refused[kind]++;
-        if (HOLD_DECISIONS.has(r.decision) || r.decision.startsWith('hold-')) heldSince ??= t;
+        if (HOLD_DECISIONS.has(r.decision)) heldSince ??= t;
+        break;
+      }
+      // Fleet safety's holds (breaker, concurrency, dependency, silence, flapping) are `held` lines,
+      // with the reason in the decision (`hold-breaker`, `hold-flapping`, ...), not `decision` lines.
+      case AUDIT_EVENTS.held: {
+        const kind = refusalOf(r.decision);
+        if (kind) refused[kind]++;
+        heldSince ??= t;
         break;
       }
       case AUDIT_EVENTS.restart:

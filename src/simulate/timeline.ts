@@ -42,7 +42,7 @@ export function marksOf(records: readonly AuditRecord[], end: number): Marks {
     const t = Date.parse(r.time);
     if (r.event === AUDIT_EVENTS.incidentOpened) validating = t;
     else if (r.event === AUDIT_EVENTS.recheck || r.event === AUDIT_EVENTS.validationCancelled) stopValidating(t);
-    else if (r.event === AUDIT_EVENTS.decision && HOLDS.has(r.decision)) held ??= t;
+    else if ((r.event === AUDIT_EVENTS.decision && HOLDS.has(r.decision)) || r.event === AUDIT_EVENTS.held) held ??= t;
     else if (r.event === AUDIT_EVENTS.restart) {
       stopValidating(t);
       stopHeld(t);

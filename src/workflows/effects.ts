@@ -1,6 +1,7 @@
 // What the workflow does to the world: control activities (with their options), the audit log, the escalation outbox, and what the Temporal UI shows (search attributes, the
 // current details). Policy decisions are not made here; the incident makes them.
 import {
+  condition,
   log,
   proxyActivities,
   proxyLocalActivities,
@@ -43,6 +44,9 @@ export const delivery = proxyActivities<ControlActivities>({
   startToCloseTimeout: '5m',
   retry: { initialInterval: '5s', maximumInterval: '5m', backoffCoefficient: 2 },
 });
+
+/** How long a run about to continue-as-new waits for escalations still in delivery. */
+export const DELIVERY_GRACE_MS = 30_000;
 
 export class Effects {
   private readonly outbox = new Map<string, EscalationPayload>();
@@ -212,6 +216,15 @@ export class Effects {
   resendUndelivered(): void {
     for (const p of this.s.undelivered ?? []) this.send(p);
     this.s.undelivered = [];
+  }
+
+  /**
+   * Before continuing as new: waits up to `timeoutMs` for the escalations in delivery. One still out
+   * after that (a receiver down) is carried and sent again by the next run, as before.
+   */
+  async settleDeliveries(timeoutMs = DELIVERY_GRACE_MS): Promise<void> {
+    if (this.outbox.size === 0) return;
+    await condition(() => this.outbox.size === 0, timeoutMs, { summary: 'escalations in delivery' });
   }
 
   /** Escalations still in delivery, to carry through continue-as-new (bounded). */

@@ -19,7 +19,7 @@ import { openIncident } from './open';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
 import { fleetAnswerSignal } from './fleet-definitions';
 import { stateView } from './view';
-import { EntityState, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
+import { EntityState, PATCH_DELIVER_BEFORE_CONTINUE, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
@@ -55,7 +55,9 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
     }
   }
 
-  // Continue-as-new from here only, once every handler is done, carrying plain JSON.
+  // Continue-as-new from here only, once every handler is done, carrying plain JSON. Escalations in
+  // delivery finish first (bounded), so no activity is scheduled in the task that continues-as-new.
+  if (e.patched(PATCH_DELIVER_BEFORE_CONTINUE)) await fx.settleDeliveries();
   await condition(allHandlersFinished);
   await fx.flushHumanEvents();
   e.s.restarts = pruneRestarts(e.s.restarts, Date.now());

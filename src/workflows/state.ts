@@ -28,6 +28,13 @@ export const PATCH_FAILURES_SURVIVE_RECOVERY = 'failures-survive-recovery';
  */
 export const PATCH_FLEET_SAFETY = 'fleet-safety';
 /**
+ * Escalations still in delivery finish (bounded wait) before the run continues-as-new. Before, one
+ * started in the task that continued-as-new was orphaned and carried, so it went out twice; on the
+ * time-skipping test server an orphaned activity never releases its time lock, and a simulation
+ * then ran in wall time ("hung").
+ */
+export const PATCH_DELIVER_BEFORE_CONTINUE = 'deliveries-settle-before-continue-as-new';
+/**
  * Every patch, decided in the first task of each run (service.ts). Decided there, a new run records
  * its markers in its first task, and each later patched() call returns the same cached answer. First
  * decided after a local activity instead, the marker can land one workflow task after the point where
@@ -35,7 +42,12 @@ export const PATCH_FLEET_SAFETY = 'fleet-safety';
  * Runs started before this kept their markers where they were and still replay: a replay decides
  * nothing at the start when the first task has no marker, so the later calls answer as they did.
  */
-export const PATCHES: readonly string[] = [PATCH_FLEET_SAFETY, PATCH_RESTART_RETRY, PATCH_FAILURES_SURVIVE_RECOVERY];
+export const PATCHES: readonly string[] = [
+  PATCH_FLEET_SAFETY,
+  PATCH_RESTART_RETRY,
+  PATCH_FAILURES_SURVIVE_RECOVERY,
+  PATCH_DELIVER_BEFORE_CONTINUE,
+];
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
 export const DEFAULT_MAX_SIGNALS_PER_RUN = 1_000;

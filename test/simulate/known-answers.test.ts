@@ -14,19 +14,22 @@ import { simulate, type SimulationResult } from '../../src/simulate/driver';
 import { buildReport, type ServiceReport, type SimulationReport } from '../../src/simulate/report';
 import { historyFromDeliveries } from '../../src/simulate/sources';
 import { compareReports, formatComparison } from '../../src/simulate/text';
+import { marksOf } from '../../src/simulate/timeline';
 
 const FIXTURES = join(__dirname, 'fixtures');
 const history = historyFromDeliveries(join(FIXTURES, 'flapping.jsonl'));
 const defaults = loadConfig(join(FIXTURES, 'defaults.yaml'));
 const budget5 = loadConfig(join(FIXTURES, 'budget5.yaml'));
 const flapping = loadConfig(join(FIXTURES, 'flapping.yaml'));
+const flapHold = loadConfig(join(FIXTURES, 'flap-hold.yaml'));
 
 const runs = new Map<string, Promise<{ result: SimulationResult; report: SimulationReport }>>();
-function run(name: 'defaults' | 'budget5' | 'as-recorded' | 'flapping') {
+const configs = { defaults, budget5, 'as-recorded': defaults, flapping, 'flap-hold': flapHold };
+function run(name: keyof typeof configs) {
   let p = runs.get(name);
   if (!p) {
     p = simulate({
-      config: name === 'budget5' ? budget5 : name === 'flapping' ? flapping : defaults,
+      config: configs[name],
       history,
       recovery: name === 'as-recorded' ? 'as-recorded' : 'restart-fixes',
     }).then((result) => ({ result, report: buildReport(result, 'flapping.jsonl') }));
@@ -65,6 +68,24 @@ describe('simulate: known answers', { timeout: 180_000 }, () => {
     assert.equal(web.incidents, 6);
     assert.equal(web.restarts, 3, 'the budget still allows 3');
     assert.equal(web.escalations.ServiceFlapping, 1);
+  });
+
+  it('an incident held for a human because the service flaps counts as time held', async () => {
+    // 10 restarts an hour: incidents 1 to 4 restart; the 5th and 6th are held (hold-flapping) from
+    // the end of validation (+2 min) until the recorded resolve (+5 min): 2 × 180 s.
+    const { report, result } = await run('flap-hold');
+    const web = svc(report, 'web.service');
+    assert.equal(web.restarts, 4);
+    assert.equal(web.escalations.ServiceFlapping, 1);
+    const holds = result.records.filter((r) => r.service === 'web.service' && r.decision === 'hold-flapping');
+    assert.equal(holds.length, 2);
+    near(web.heldSeconds, 2 * 180, 'held');
+    // The timeline draws them as held too.
+    const marks = marksOf(
+      result.records.filter((r) => r.service === 'web.service'),
+      result.to,
+    );
+    assert.equal(marks.held.length, 2);
   });
 
   it('the same history under maxRestartsPerHour: 5 gives 5 restarts', async () => {

@@ -62,6 +62,8 @@ services:
   - { name: ghost.service, host: ghost, policy: { validationWindow: 10s, hostTimeout: 1s } }
   - { name: can.service, host: h1, policy: ${fast} }
   - { name: webhook-down.service, host: h1, policy: { mode: approval, validationWindow: 10s } }
+  - { name: exhaust-probe.service, host: h1, policy: { validationWindow: 10s, maxRestartsPerHour: 1 } }
+${[0, 1, 2, 3, 4].map((i) => `  - { name: exhaust-can-${i}.service, host: h1, policy: { validationWindow: 10s, maxRestartsPerHour: 1 } }`).join('\n')}
 `,
     dir,
   );
@@ -427,5 +429,89 @@ describe('selfhealService workflow (time-skipping server)', () => {
     await waitFor(() => escalations(svc, 'ConsecutiveFailures').length === 1, {
       what: 'escalation after continue-as-new',
     });
+  });
+
+  it('leaves no activity behind when it continues-as-new right after escalating', { timeout: 300_000 }, async () => {
+    // Incident 1 restarts (budget 1 an hour); incident 2 is refused by the budget and escalates
+    // SelfHealingExhausted. The probe run finds the workflow task that schedules that escalation; the
+    // second service's run is told to continue-as-new from exactly that task on (maxHistoryEvents).
+    const scenario = async (svc: string, maxHistoryEvents: number) => {
+      const input: ServiceWorkflowInput = { host: 'h1', service: svc, searchAttributes: true, maxHistoryEvents };
+      const start = () =>
+        client.workflow.signalWithStart(WORKFLOW_TYPE, {
+          workflowId: workflowIdFor('h1', svc),
+          taskQueue: CONTROL_TASK_QUEUE,
+          args: [input],
+          signal: alertFiringSignal.name,
+          signalArgs: [{ alertnames: ['ServiceStalled'] }],
+        });
+      const h = await start();
+      await until(svc, 'incident 1 validating', (s) => s.phase === 'validating');
+      await env.sleep('10s');
+      await until(svc, 'restart 1', (s) => s.phase === 'idle' && s.totals.restarts === 1);
+      await env.sleep('61s');
+      await start();
+      await until(svc, 'incident 2 validating', (s) => s.phase === 'validating');
+      await env.sleep('10s');
+      await until(svc, 'exhausted', (s) => s.phase === 'exhausted');
+      await waitFor(() => escalations(svc, 'SelfHealingExhausted').length >= 1, { what: `${svc}: escalation` });
+      return h;
+    };
+    const events = async (svc: string, runId?: string) =>
+      (await client.workflow.getHandle(workflowIdFor('h1', svc), runId).fetchHistory()).events ?? [];
+
+    await scenario('exhaust-probe.service', 100_000);
+    const probe = await events('exhaust-probe.service');
+    const escalate = probe.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'escalate');
+    assert.ok(escalate > 0, 'the probe scheduled the escalation');
+    const taskStarted = probe
+      .slice(0, escalate)
+      .reverse()
+      .find((e) => e.workflowTaskStartedEventAttributes);
+    const historyLength = Number(taskStarted!.eventId);
+
+    // The same history can take a task more or less (when an answer from the fleet coordinator lands),
+    // so runs with limits around the probe's: one continues-as-new in the escalating task.
+    let escalatedThenContinued = 0;
+    for (const [i, limit] of [
+      historyLength - 2,
+      historyLength - 1,
+      historyLength,
+      historyLength + 1,
+      historyLength + 2,
+    ].entries()) {
+      const svc = `exhaust-can-${i}.service`;
+      await scenario(svc, limit);
+      await env.sleep('5s');
+      const ids = escalations(svc, 'SelfHealingExhausted').map((e) => e.id);
+      assert.equal(ids.length, 1, `${svc}: the escalation went out once: ${ids.join(', ')}`);
+      const latest = await events(svc);
+      const prev = latest[0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+      if (!prev) continue;
+      const run = await events(svc, prev);
+      const scheduled = run.filter((e) => e.activityTaskScheduledEventAttributes);
+      const finished = new Set(
+        run
+          .map(
+            (e) =>
+              e.activityTaskCompletedEventAttributes ??
+              e.activityTaskFailedEventAttributes ??
+              e.activityTaskTimedOutEventAttributes ??
+              e.activityTaskCanceledEventAttributes,
+          )
+          .filter((a) => a != null)
+          .map((a) => Number(a!.scheduledEventId)),
+      );
+      assert.deepEqual(
+        scheduled
+          .filter((e) => !finished.has(Number(e.eventId)))
+          .map((e) => e.activityTaskScheduledEventAttributes!.activityType?.name),
+        [],
+        `${svc} (limit ${limit}): every activity of the run finished before it continued as new`,
+      );
+      if (scheduled.some((e) => e.activityTaskScheduledEventAttributes!.activityType?.name === 'escalate'))
+        escalatedThenContinued++;
+    }
+    assert.ok(escalatedThenContinued >= 1, 'a run continued as new right after escalating');
   });
 });

@@ -1,0 +1,52 @@
+// Profiling aid: one run of the simulate bench's week (50 services / 5 hosts), with its wall time,
+// the report's totals and the 1-minute load average before and after.
+//   npx tsx bench/simulate-once.ts [services] [shards|-] [processes]
+import { loadavg } from 'node:os';
+import { simulate } from '../src/simulate/driver';
+import { buildReport } from '../src/simulate/report';
+import { alertWeek } from './lib/alert-week';
+import { fleetConfig } from './lib/fixtures';
+
+async function main() {
+  const n = Number(process.argv[2] ?? 50);
+  const shards = process.argv[3] && process.argv[3] !== '-' ? Number(process.argv[3]) : undefined;
+  const processes = process.argv[4] === 'processes';
+  const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % 5}` }));
+  const config = fleetConfig({ services });
+  const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });
+  const load0 = loadavg()[0];
+  let last = 0;
+  const t0 = performance.now();
+  const result = await simulate({
+    config,
+    history,
+    shards,
+    processes,
+    onProgress: (d, total) => {
+      const now = performance.now();
+      if (now - last > 5000) {
+        last = now;
+        process.stderr.write(`  ${((now - t0) / 1000).toFixed(0)} s: ${((100 * d) / total).toFixed(0)}%\n`);
+      }
+    },
+  });
+  const r = buildReport(result, history.source);
+  const t = r.total;
+  console.log(
+    JSON.stringify({
+      services: n,
+      deliveries: history.deliveries.length,
+      wallS: +(result.wallMs / 1000).toFixed(1),
+      hours: r.simulatedHours,
+      hPerS: +(r.simulatedHours / (result.wallMs / 1000)).toFixed(2),
+      incidents: t.incidents,
+      restarts: t.restarts,
+      records: result.records.length,
+      load: [load0, loadavg()[0]].map((x) => +x.toFixed(2)),
+      shards: result.shards,
+      processes,
+      total: t,
+    }),
+  );
+}
+void main();
