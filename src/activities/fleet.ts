@@ -50,6 +50,21 @@ interface AmSilence {
 }
 
 /** Whether one of Alertmanager's matchers holds for these labels (a missing label reads as ""). */
+/** Sends the fleet coordinator a report, starting the coordinator if it is not running. */
+export async function reportToFleet(client: Client, report: FleetReport): Promise<void> {
+  await client.workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport]>(
+    FLEET_WORKFLOW_TYPE,
+    {
+      workflowId: FLEET_WORKFLOW_ID,
+      taskQueue: FLEET_TASK_QUEUE,
+      args: [{}],
+      signal: fleetReportSignal.name,
+      signalArgs: [report],
+      staticSummary: 'selfheal fleet coordinator: breakers, restart slots, dependencies',
+    },
+  );
+}
+
 export function matcherHolds(m: Matcher, labels: Record<string, string>): boolean {
   const v = labels[m.name] ?? '';
   let ok: boolean;
@@ -93,17 +108,7 @@ export function createFleetActivities(config: Config, clientOverride?: Client) {
 
     /** Tells the fleet coordinator something, starting it if it is not running. */
     async notifyFleet(report: FleetReport): Promise<void> {
-      await client().workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport]>(
-        FLEET_WORKFLOW_TYPE,
-        {
-          workflowId: FLEET_WORKFLOW_ID,
-          taskQueue: FLEET_TASK_QUEUE,
-          args: [{}],
-          signal: fleetReportSignal.name,
-          signalArgs: [report],
-          staticSummary: 'selfheal fleet coordinator: breakers, restart slots, dependencies',
-        },
-      );
+      await reportToFleet(client(), report);
     },
 
     /**

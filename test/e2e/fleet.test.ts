@@ -52,33 +52,7 @@ after(
   { timeout: 60_000 },
 );
 
-/** Polls the workflow's state until `done`; the phases it was seen in, in order. */
-async function watch(
-  instance: string,
-  done: (s: ServiceStateView) => boolean,
-  what: string,
-  timeoutMs: number,
-): Promise<{ state: ServiceStateView; phases: string[] }> {
-  const phases: string[] = [];
-  let last: ServiceStateView | null = null;
-  try {
-    const state = await h.until(
-      async () => {
-        const s = (last = await h.state(instance));
-        if (!s) return null;
-        if (phases[phases.length - 1] !== s.phase) phases.push(s.phase);
-        return done(s) ? s : null;
-      },
-      what,
-      timeoutMs,
-      150,
-    );
-    return { state, phases };
-  } catch (err) {
-    const seen = `phases seen: ${phases.join(' → ') || 'none'}; last state: ${JSON.stringify(last)}`;
-    throw new Error(`${(err as Error).message.split('\n')[0]}\n${seen}\n${(err as Error).message}`, { cause: err });
-  }
-}
+const watch: Harness['watch'] = (...args) => h.watch(...args);
 
 const heldFor = (reason: string) => (s: ServiceStateView) => s.phase === 'held' && s.held?.reason === reason;
 

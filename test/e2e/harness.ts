@@ -621,6 +621,39 @@ export class Harness {
     }
   }
 
+  /**
+   * Polls `instance`'s workflow state until `done`, recording each phase it was seen in (in order) and
+   * the first state with an open incident; a timeout names the phases seen and the last state.
+   */
+  async watch(
+    instance: string,
+    done: (s: ServiceStateView) => boolean,
+    what: string,
+    timeoutMs: number,
+  ): Promise<{ state: ServiceStateView; phases: string[]; firstIncident: ServiceStateView | null }> {
+    const phases: string[] = [];
+    let firstIncident: ServiceStateView | null = null;
+    let last: ServiceStateView | null = null;
+    try {
+      const state = await this.until(
+        async () => {
+          const s = (last = await this.state(instance));
+          if (!s) return null;
+          if (phases[phases.length - 1] !== s.phase) phases.push(s.phase);
+          if (s.incident && !firstIncident) firstIncident = s;
+          return done(s) ? s : null;
+        },
+        what,
+        timeoutMs,
+        150,
+      );
+      return { state, phases, firstIncident };
+    } catch (err) {
+      const seen = `phases seen: ${phases.join(' → ') || 'none'}; last state: ${JSON.stringify(last)}`;
+      throw new Error(`${(err as Error).message.split('\n')[0]}\n${seen}\n${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** Tails of every log, for assertion messages. */
   diagnostics(lines = 25): string {
     const parts = [`--- temp folder ${this.dir}`];

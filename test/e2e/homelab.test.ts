@@ -7,7 +7,6 @@
 // longer); the checks of what was recorded (audit log, Prometheus) run after all of them.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ServiceStateView } from '../../src/workflows/definitions';
 import { waitFor } from '../helpers/wait';
 import { Harness } from './harness';
 
@@ -35,35 +34,7 @@ after(
   { timeout: 60_000 },
 );
 
-/** Polls the workflow's state until `done`, recording each phase it was seen in (in order). */
-async function watch(
-  instance: string,
-  done: (s: ServiceStateView) => boolean,
-  what: string,
-  timeoutMs: number,
-): Promise<{ state: ServiceStateView; phases: string[]; firstIncident: ServiceStateView | null }> {
-  const phases: string[] = [];
-  let firstIncident: ServiceStateView | null = null;
-  let last: ServiceStateView | null = null;
-  try {
-    const state = await h.until(
-      async () => {
-        const s = (last = await h.state(instance));
-        if (!s) return null;
-        if (phases[phases.length - 1] !== s.phase) phases.push(s.phase);
-        if (s.incident && !firstIncident) firstIncident = s;
-        return done(s) ? s : null;
-      },
-      what,
-      timeoutMs,
-      150,
-    );
-    return { state, phases, firstIncident };
-  } catch (err) {
-    const seen = `phases seen: ${phases.join(' → ') || 'none'}; last state: ${JSON.stringify(last)}`;
-    throw new Error(`${(err as Error).message.split('\n')[0]}\n${seen}\n${(err as Error).message}`, { cause: err });
-  }
-}
+const watch: Harness['watch'] = (...args) => h.watch(...args);
 
 function assertInOrder(seen: string[], expected: string[], what: string): void {
   let at = -1;

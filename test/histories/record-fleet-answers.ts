@@ -6,14 +6,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { reportToFleet } from '../../src/activities/fleet';
 import { createFleetWorker } from '../../src/worker/workers';
 import {
-  FLEET_TASK_QUEUE,
   FLEET_WORKFLOW_ID,
-  FLEET_WORKFLOW_TYPE,
-  fleetReportSignal,
   type FleetReport,
-  type FleetWorkflowInput,
 } from '../../src/workflows/fleet-definitions';
 import { tempDir, testConfig } from '../helpers/config';
 import { timeSkippingEnv, workflowBundle } from '../helpers/temporal';
@@ -49,10 +46,7 @@ ${services}
         approved: false,
         dependsOn: [],
       };
-      await env.client.workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport]>(
-        FLEET_WORKFLOW_TYPE,
-        { workflowId: FLEET_WORKFLOW_ID, taskQueue: FLEET_TASK_QUEUE, args: [{}], signal: fleetReportSignal.name, signalArgs: [report] },
-      );
+      await reportToFleet(env.client, report);
     }
     const worker = await createFleetWorker({
       config,
