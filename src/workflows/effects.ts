@@ -6,6 +6,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -224,7 +225,10 @@ export class Effects {
    */
   async settleDeliveries(timeoutMs = DELIVERY_GRACE_MS): Promise<void> {
     if (this.outbox.size === 0) return;
-    await condition(() => this.outbox.size === 0, timeoutMs, { summary: 'escalations in delivery' });
+    // A sleep raced with the condition, never a cancelled timer (see the coordinator's alarm).
+    let late = false;
+    void sleep(timeoutMs, { summary: 'escalations in delivery' }).then(() => (late = true));
+    await condition(() => late || this.outbox.size === 0);
   }
 
   /** Escalations still in delivery, to carry through continue-as-new (bounded). */

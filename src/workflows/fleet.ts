@@ -188,11 +188,20 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     }
     if (!tripped.length) return;
     const trippedNow = new Set(tripped.map((e) => e.scope));
-    // Scopes of this storm already paged: tripped by the breaker itself (a human's trip pages no one),
-    // not closed since.
+    // Scopes of this storm already paged: open since an automatic trip (a human's trip pages no one)
+    // less than a quiet period ago. A storm that keeps spreading chains itself (each trip is recent);
+    // a breaker left open for hours (manual-reset mode, a dead host, a scope no longer configured) or
+    // half-open (its storm went quiet) does not hide the next storm's page.
+    const now = Date.now();
     const paged = onePagePerStorm
       ? Object.entries(st.breakers)
-          .filter(([scope, b]) => !trippedNow.has(scope) && b.state !== 'closed' && !b.manual)
+          .filter(
+            ([scope, b]) =>
+              !trippedNow.has(scope) &&
+              b.state === 'open' &&
+              !b.manual &&
+              now - b.since < (settings?.breaker.quietPeriodMs ?? 0),
+          )
           .map(([scope]) => scope)
       : [];
     if (!paged.length) return massFailure(tripped);

@@ -29,6 +29,9 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   const e = new EntityState(input);
   // Decided above, in the first task; this reads the cached decision.
   e.fleet = patched(PATCH_FLEET_SAFETY);
+  // Kept as decided here: asked again later, a run started before would record the marker live after
+  // local activities, where a replay may not find it.
+  const settleBeforeContinue = patched(PATCH_DELIVER_BEFORE_CONTINUE);
   const fx = new Effects(e);
 
   setHandler(alertFiringSignal, (p) => {
@@ -57,7 +60,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
 
   // Continue-as-new from here only, once every handler is done, carrying plain JSON. Escalations in
   // delivery finish first (bounded), so no activity is scheduled in the task that continues-as-new.
-  if (e.patched(PATCH_DELIVER_BEFORE_CONTINUE)) await fx.settleDeliveries();
+  if (settleBeforeContinue) await fx.settleDeliveries();
   await condition(allHandlersFinished);
   await fx.flushHumanEvents();
   e.s.restarts = pruneRestarts(e.s.restarts, Date.now());

@@ -50,6 +50,7 @@ ${Array.from({ length: 10 }, (_, i) => `  - { name: pace${i}.service, host: pace
   - { name: flap.service, host: flap, policy: { validationWindow: 10s, flapping: { incidents: 3, window: 1h } } }
 ${seven('spreada')}
 ${seven('spreadb')}
+${seven('spreadc')}
 `,
     dir,
   );
@@ -71,7 +72,7 @@ async function setUp(opts: { fleet?: boolean; fleetExtra?: string } = {}): Promi
   const env = await timeSkippingEnv();
   const fake = new FakeManager();
   const workers = await startWorkers(env, config, {
-    hosts: ['storm', 'fail', 'man', 'pace', 'dep', 'flap', 'spreada', 'spreadb'],
+    hosts: ['storm', 'fail', 'man', 'pace', 'dep', 'flap', 'spreada', 'spreadb', 'spreadc'],
     managers: () => fake,
     fleet: opts.fleet,
   });
@@ -345,6 +346,26 @@ describe('one MassFailure per storm (time-skipping server)', () => {
     for (const h of ['spreada', 'spreadb']) {
       for (const i of [0, 1, 2, 3]) assert.equal(c.fake.restartsOf(`${h}${i}.service`), 0);
     }
+  });
+
+  it('a new storm pages again, even while an old storm keeps its breakers open', async () => {
+    const t = tools(c);
+    // spreada and spreadb stay open (their incidents do not end); more than a quiet period (2m) later
+    // another host storms: that is news, not the old storm spreading.
+    await c.env.sleep('10m');
+    const svcs = [0, 1, 2, 3].map((i) => `spreadc${i}.service`);
+    for (const s of svcs) c.fake.stop(s);
+    for (const s of svcs) await t.fire('spreadc', s);
+    await c.env.sleep('40s');
+    for (const s of svcs) await t.until('spreadc', s, 'held by the breaker', (x) => x.phase === 'held');
+    await waitFor(() => t.escalations('MassFailure').length >= 2, { what: 'the MassFailure of spreadc' });
+    const mf = t.escalations('MassFailure');
+    assert.deepEqual(
+      mf.map((e) => e.scope),
+      ['host:spreada', 'host:spreadc'],
+    );
+    const v = await breakerStatus(c.client, 10_000);
+    assert.equal(v!.scopes.find((x) => x.scope === 'host:spreada')!.state, 'open', 'the old storm is still open');
   });
 });
 
