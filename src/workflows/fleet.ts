@@ -33,7 +33,7 @@ import {
   type HoldReason,
 } from '../policy/fleet';
 import { AUDIT_EVENTS, MAX_UNDELIVERED_ESCALATIONS, type EscalationPayload } from './definitions';
-import { auditLocal, delivery, local } from './effects';
+import { auditLocal, delivery, DELIVERY_GRACE_MS, local } from './effects';
 import {
   breakerCommandSignal,
   breakerQuery,
@@ -70,9 +70,17 @@ export const PATCH_FLEET_ANSWERS_TOGETHER = 'fleet-answers-together';
  */
 export const PATCH_ONE_PAGE_PER_STORM = 'one-mass-failure-per-storm';
 
+/**
+ * Escalations in delivery (a MassFailure) finish, bounded by DELIVERY_GRACE_MS, before the run
+ * continues as new, while the coordinator keeps serving. Before, a MassFailure sent in the task that
+ * continued-as-new was orphaned and carried, so it was posted twice. Decided at the start of a run.
+ */
+export const PATCH_FLEET_SETTLE = 'fleet-deliveries-settle-before-continue-as-new';
+
 export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<void> {
   const together = patched(PATCH_FLEET_ANSWERS_TOGETHER);
   const onePagePerStorm = patched(PATCH_ONE_PAGE_PER_STORM);
+  const settleFirst = patched(PATCH_FLEET_SETTLE);
   const carried = input.carried;
   const st: FleetState = carried?.state ?? initialFleetState();
   let settings: FleetSettings | null = carried?.settings ?? null;
@@ -107,6 +115,11 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
       signals >= MAX_SIGNALS_PER_RUN
     );
   };
+
+  // Before continuing as new, escalations in delivery get DELIVERY_GRACE_MS to finish (patched runs).
+  let graceStarted = false;
+  let graceOver = false;
+  const readyToContinue = () => canWanted() && (!settleFirst || outbox.size === 0 || graceOver);
 
   // The alarm steps time-driven transitions (quiet periods, expiring slots), which exist only while
   // something is pending: an idle coordinator sets no timer at all (no task a minute, forever). A
@@ -332,8 +345,12 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
       continue;
     }
     if (inbox.length || commands.length) continue;
-    if (canWanted()) break;
-    await condition(() => inbox.length > 0 || commands.length > 0 || alarm || canWanted());
+    if (readyToContinue()) break;
+    if (canWanted() && !graceStarted) {
+      graceStarted = true;
+      void sleep(DELIVERY_GRACE_MS).then(() => (graceOver = true));
+    }
+    await condition(() => inbox.length > 0 || commands.length > 0 || alarm || readyToContinue());
   }
 
   await condition(allHandlersFinished);

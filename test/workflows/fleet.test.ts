@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { breakerCommand, breakerStatus } from '../../src/client/breaker';
 import { signalWithStartService } from '../../src/client/signals';
@@ -24,6 +25,12 @@ import { FakeManager } from '../helpers/fake-manager';
 import { startWorkers, timeSkippingEnv, type RunningWorkers } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 import { WebhookSink } from '../helpers/webhook-sink';
+import {
+  FLEET_TASK_QUEUE,
+  FLEET_WORKFLOW_ID,
+  FLEET_WORKFLOW_TYPE,
+  type FleetWorkflowInput,
+} from '../../src/workflows/fleet-definitions';
 
 const seven = (host: string) =>
   Array.from({ length: 7 }, (_, i) => `  - { name: ${host}${i}.service, host: ${host} }`).join('\n');
@@ -366,6 +373,55 @@ describe('one MassFailure per storm (time-skipping server)', () => {
     );
     const v = await breakerStatus(c.client, 10_000);
     assert.equal(v!.scopes.find((x) => x.scope === 'host:spreada')!.state, 'open', 'the old storm is still open');
+  });
+});
+
+describe('MassFailure across a continue-as-new (time-skipping server)', () => {
+  let c: Ctx;
+  before(async () => {
+    c = await setUp();
+  });
+  after(() => tearDown(c));
+
+  it('is posted once when the coordinator continues as new right after tripping', async () => {
+    const t = tools(c);
+    // A coordinator with a tiny history bound: every step can end in a continue-as-new, the trip's too.
+    const first = await c.client.workflow.start<(input: FleetWorkflowInput) => Promise<void>>(FLEET_WORKFLOW_TYPE, {
+      workflowId: FLEET_WORKFLOW_ID,
+      taskQueue: FLEET_TASK_QUEUE,
+      args: [{ maxHistoryEvents: 15 }],
+    });
+    const svcs = [0, 1, 2, 3].map((i) => `storm${i}.service`);
+    for (const s of svcs) c.fake.stop(s);
+    for (const s of svcs) await t.fire('storm', s);
+    await c.env.sleep('40s');
+    for (const s of svcs) await t.until('storm', s, 'held by the breaker', (x) => x.phase === 'held');
+    await waitFor(() => t.escalations('MassFailure').length >= 1, { what: 'the MassFailure' });
+    await c.env.sleep('2m');
+    const posts = t.escalations('MassFailure');
+    assert.equal(posts.length, 1, `posted once: ${JSON.stringify(posts.map((p) => p.id))}`);
+    const v = await breakerStatus(c.client, 10_000);
+    assert.ok(v!.run >= 1, `the coordinator continued as new (run ${v!.run})`);
+    // No run ended with an escalation still in delivery: an orphaned delivery can post twice (it may
+    // still run, and the next run sends the carried copy), and on this server it stops time skipping.
+    let runId: string | undefined = first.firstExecutionRunId;
+    let runs = 0;
+    while (runId) {
+      const history = await c.client.workflow.getHandle(FLEET_WORKFLOW_ID, runId).fetchHistory();
+      const events: temporal.api.history.v1.IHistoryEvent[] = history.events ?? [];
+      const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'escalate');
+      const finished = events.filter(
+        (e) =>
+          e.activityTaskCompletedEventAttributes ||
+          e.activityTaskFailedEventAttributes ||
+          e.activityTaskTimedOutEventAttributes,
+      );
+      assert.ok(finished.length >= scheduled.length, `run ${runs}: an escalation left in delivery at its end`);
+      runId = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      runs++;
+    }
+    assert.ok(runs >= 2, `${runs} runs`);
+    assert.equal(v!.scopes.find((x) => x.scope === 'host:storm')!.state, 'open');
   });
 });
 
