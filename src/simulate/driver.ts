@@ -299,24 +299,18 @@ export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
   let offset = 0;
   try {
     const namespace = env.namespace ?? 'default';
-    workers.push(
-      await Worker.create({
-        connection: env.nativeConnection,
-        namespace,
-        taskQueue: CONTROL_TASK_QUEUE,
-        ...x.workflows,
-        activities: simulatedControlActivities(config, model, { audit: records }),
-      }),
-    );
-    workers.push(
-      await Worker.create({
-        connection: env.nativeConnection,
-        namespace,
-        taskQueue: FLEET_TASK_QUEUE,
-        ...x.workflows,
-        activities: simulatedControlActivities(config, model, { audit: records }),
-      }),
-    );
+    // The entity workflows and the fleet coordinator, each on its own queue, as in production.
+    for (const taskQueue of [CONTROL_TASK_QUEUE, FLEET_TASK_QUEUE]) {
+      workers.push(
+        await Worker.create({
+          connection: env.nativeConnection,
+          namespace,
+          taskQueue,
+          ...x.workflows,
+          activities: simulatedControlActivities(config, model, { audit: records }),
+        }),
+      );
+    }
     const hosts = new Set([...ids].map((id) => planned.services.get(id)!.host));
     for (const host of hosts) {
       workers.push(

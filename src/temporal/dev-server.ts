@@ -63,7 +63,8 @@ function dieWithParent(argv: string[]): string[] {
   return process.platform === 'linux' && existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : argv;
 }
 
-const alive = (pid: number) => {
+/** Whether a process with this pid exists (signal 0: no signal sent). */
+export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;

@@ -71,18 +71,7 @@ async function breakerStatus(): Promise<BreakerView> {
   return JSON.parse(r.stdout) as BreakerView;
 }
 
-/** Waits until the alert cleared in Prometheus and the workflow got the resolved notification. */
-async function waitResolved(instance: string): Promise<void> {
-  await h.until(
-    async () => {
-      const firing = await h.promAlert('ServiceStalled', { service: h.service(instance) }, 'firing');
-      const s = await h.state(instance);
-      return !firing && s?.firingAlerts.length === 0;
-    },
-    `${instance}: ServiceStalled resolved in Prometheus and in the workflow`,
-    60_000,
-  );
-}
+const waitResolved = (instance: string) => h.waitResolved(instance);
 
 describe('one service at a time: dependencies, silences, flapping', { concurrency: true }, () => {
   it(

@@ -654,6 +654,19 @@ export class Harness {
     }
   }
 
+  /** Waits until the alert resolved everywhere: not firing in Prometheus, and the workflow got the resolved notification. */
+  async waitResolved(instance: string): Promise<void> {
+    await this.until(
+      async () => {
+        const firing = await this.promAlert('ServiceStalled', { service: this.service(instance) }, 'firing');
+        const s = await this.state(instance);
+        return !firing && s?.firingAlerts.length === 0;
+      },
+      `${instance}: ServiceStalled resolved in Prometheus and in the workflow`,
+      60_000,
+    );
+  }
+
   /** Tails of every log, for assertion messages. */
   diagnostics(lines = 25): string {
     const parts = [`--- temp folder ${this.dir}`];

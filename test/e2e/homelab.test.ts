@@ -61,18 +61,7 @@ async function stopAndWaitForRestart(instance: string, restartsBefore: number) {
   return { before, after, ...watched };
 }
 
-/** Waits until the alert resolved everywhere: not firing in Prometheus, and the workflow got the resolved notification. */
-async function waitResolved(instance: string): Promise<void> {
-  await h.until(
-    async () => {
-      const firing = await h.promAlert('ServiceStalled', { service: h.service(instance) }, 'firing');
-      const s = await h.state(instance);
-      return !firing && s?.firingAlerts.length === 0;
-    },
-    `${instance}: ServiceStalled resolved in Prometheus and in the workflow`,
-    60_000,
-  );
-}
+const waitResolved = (instance: string) => h.waitResolved(instance);
 
 describe('incidents on real parts', { concurrency: true }, () => {
   it(

@@ -6,13 +6,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { reportToFleet } from '../../src/activities/fleet';
 import { createFleetWorker } from '../../src/worker/workers';
-import {
-  FLEET_WORKFLOW_ID,
-  type FleetReport,
-} from '../../src/workflows/fleet-definitions';
-import { tempDir, testConfig } from '../helpers/config';
+import { FLEET_WORKFLOW_ID } from '../../src/workflows/fleet-definitions';
+import { askAll, askersConfig } from '../helpers/fleet-asks';
 import { timeSkippingEnv, workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 
@@ -21,33 +17,10 @@ const N = 4;
 async function main() {
   const prefix = process.argv[2];
   if (!prefix) throw new Error('usage: npx tsx test/histories/record-fleet-answers.ts <prefix, e.g. v0.3->');
-  const dir = tempDir();
-  const services = Array.from({ length: N }, (_, i) => `  - { name: s${i}.service, host: h${i} }`).join('\n');
-  const config = testConfig(
-    `
-temporal: { dataDir: ${dir} }
-audit: { file: ${join(dir, 'audit.log')} }
-fleet: { breaker: { enabled: false }, maxRestartsInFlight: 100, maxRestartsInFlightPerHost: 10 }
-services:
-${services}
-`,
-    dir,
-  );
+  const config = askersConfig(N);
   const env = await timeSkippingEnv();
   try {
-    for (let i = 0; i < N; i++) {
-      const report: FleetReport = {
-        kind: 'request',
-        host: `h${i}`,
-        service: `s${i}.service`,
-        workflowId: `selfheal/h${i}/s${i}.service`,
-        incidentId: `inc-${i}`,
-        ask: 1,
-        approved: false,
-        dependsOn: [],
-      };
-      await reportToFleet(env.client, report);
-    }
+    await askAll(env.client, N);
     const worker = await createFleetWorker({
       config,
       connection: env.nativeConnection,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/config';
 import { temporalCliPath } from '../../src/temporal/binaries';
-import { DevServer, pidFileOf } from '../../src/temporal/dev-server';
+import { alive, DevServer, pidFileOf } from '../../src/temporal/dev-server';
 import { CliProcess, ROOT } from '../helpers/cli';
 import { tempDir } from '../helpers/config';
 import { freePorts } from '../helpers/ports';
@@ -23,14 +23,6 @@ let temporalPort: number;
 let configFile: string;
 let proc: CliProcess | null = null;
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection({ host: '127.0.0.1', port });

@@ -48,6 +48,15 @@ function storm(st: FleetState, n: number, now = T0, host = 'homelab'): void {
   for (let i = 0; i < n; i++) incidentOpened(st, host, `s${i}.service`, now);
 }
 
+/** 5 of the homelab's services open (trips), 3 of them close, a quiet period passes: half-open. */
+function halfOpenAfterStorm(st: FleetState, s: FleetSettings): void {
+  storm(st, 5);
+  stepBreakers(st, s, T0);
+  for (const i of [1, 2, 3]) incidentClosed(st, 'homelab', `s${i}.service`, T0);
+  stepBreakers(st, s, T0 + 1);
+  stepBreakers(st, s, T0 + 6 * min);
+}
+
 describe('overThreshold', () => {
   it('trips on the count, and on the share only for a scope big enough to have one', () => {
     const l = { maxOpenIncidents: 20, maxOpenShare: 0.5, minServicesForShare: 4 };
@@ -104,11 +113,7 @@ describe('the breaker', () => {
   it('opens again when the trial fails, without a new storm', () => {
     const st = initialFleetState();
     const s = homelab();
-    storm(st, 5);
-    stepBreakers(st, s, T0);
-    for (const i of [1, 2, 3]) incidentClosed(st, 'homelab', `s${i}.service`, T0);
-    stepBreakers(st, s, T0 + 1);
-    stepBreakers(st, s, T0 + 6 * min);
+    halfOpenAfterStorm(st, s);
     grant(st, s, req('s0.service'), [FLEET_SCOPE, hostScope('homelab')], T0 + 6 * min);
     const events = release(st, serviceKey('homelab', 's0.service'), 'failed', T0 + 7 * min);
     assert.deepEqual(
@@ -166,11 +171,7 @@ describe('the breaker', () => {
   it('a restart slot never released expires, and a lost trial counts as failed', () => {
     const st = initialFleetState();
     const s = homelab();
-    storm(st, 5);
-    stepBreakers(st, s, T0);
-    for (const i of [1, 2, 3]) incidentClosed(st, 'homelab', `s${i}.service`, T0);
-    stepBreakers(st, s, T0 + 1);
-    stepBreakers(st, s, T0 + 6 * min);
+    halfOpenAfterStorm(st, s);
     grant(st, s, req('s0.service'), [FLEET_SCOPE], T0 + 6 * min);
     assert.equal(expireLeases(st, T0 + 20 * min).length, 0);
     assert.equal(expireLeases(st, T0 + 22 * min)[0].kind, 'reopened');

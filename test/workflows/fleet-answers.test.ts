@@ -2,13 +2,11 @@
 // answering each ask in its own task made N incidents that reached their restart at once wait N
 // coordinator tasks (2.4 s at p50 for 20 of them on the bench machine, far more at 1,000).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { reportToFleet } from '../../src/activities/fleet';
 import { createFleetWorker } from '../../src/worker/workers';
-import { FLEET_WORKFLOW_ID, type FleetReport } from '../../src/workflows/fleet-definitions';
-import { tempDir, testConfig } from '../helpers/config';
+import { FLEET_WORKFLOW_ID } from '../../src/workflows/fleet-definitions';
+import { askAll, askersConfig } from '../helpers/fleet-asks';
 import { timeSkippingEnv, workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 
@@ -22,32 +20,9 @@ describe('fleet coordinator: answers go out together', () => {
   after(() => env?.teardown());
 
   it(`answers ${N} restarts asked at once in one workflow task`, async () => {
-    const dir = tempDir();
-    const services = Array.from({ length: N }, (_, i) => `  - { name: s${i}.service, host: h${i} }`).join('\n');
-    const config = testConfig(
-      `
-temporal: { dataDir: ${dir} }
-audit: { file: ${join(dir, 'audit.log')} }
-fleet: { breaker: { enabled: false }, maxRestartsInFlight: 100, maxRestartsInFlightPerHost: 10 }
-services:
-${services}
-`,
-      dir,
-    );
+    const config = askersConfig(N);
     // Every ask is in the coordinator's history before any worker takes its first task.
-    for (let i = 0; i < N; i++) {
-      const report: FleetReport = {
-        kind: 'request',
-        host: `h${i}`,
-        service: `s${i}.service`,
-        workflowId: `selfheal/h${i}/s${i}.service`,
-        incidentId: `inc-${i}`,
-        ask: 1,
-        approved: false,
-        dependsOn: [],
-      };
-      await reportToFleet(env.client, report);
-    }
+    await askAll(env.client, N);
     const worker = await createFleetWorker({
       config,
       connection: env.nativeConnection,
