@@ -177,7 +177,7 @@ class Incident implements IncidentContext {
           : `unit ${state}`,
       });
     }
-    const now = Date.now();
+    const now = this.e.now();
     if (budgetFreesAt(this.s.restarts, p, now) <= now) this.s.exhaustionEscalated = false;
     const d = decideRestart({
       state: this.s,

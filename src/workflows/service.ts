@@ -19,7 +19,14 @@ import { openIncident } from './open';
 import { alertRefs, humanPayload, payloadObject } from './payloads';
 import { fleetAnswerSignal } from './fleet-definitions';
 import { stateView } from './view';
-import { EntityState, PATCH_DELIVER_BEFORE_CONTINUE, PATCH_FLEET_SAFETY, PATCHES, WAIT_PHASES } from './state';
+import {
+  EntityState,
+  PATCH_DELIVER_BEFORE_CONTINUE,
+  PATCH_FLEET_SAFETY,
+  PATCH_TIMER_ENDS_WAIT,
+  PATCHES,
+  WAIT_PHASES,
+} from './state';
 
 export { DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_SIGNALS_PER_RUN } from './state';
 
@@ -29,6 +36,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   const e = new EntityState(input);
   // Decided above, in the first task; this reads the cached decision.
   e.fleet = patched(PATCH_FLEET_SAFETY);
+  e.timerEndsWait = patched(PATCH_TIMER_ENDS_WAIT);
   // Kept as decided here: asked again later, a run started before would record the marker live after
   // local activities, where a replay may not find it.
   const settleBeforeContinue = patched(PATCH_DELIVER_BEFORE_CONTINUE);
@@ -75,5 +83,7 @@ async function waitForAlert(e: EntityState): Promise<void> {
   if (wake()) return;
   const until = e.s.pause?.until ?? null;
   if (until == null) await condition(wake);
-  else if (until - Date.now() > 0) await condition(wake, until - Date.now(), { summary: 'pause ends' });
+  else if (until - e.now() > 0) {
+    if (!(await condition(wake, until - e.now(), { summary: 'pause ends' }))) e.timerFiredFor(until);
+  }
 }

@@ -35,6 +35,16 @@ export const PATCH_FLEET_SAFETY = 'fleet-safety';
  */
 export const PATCH_DELIVER_BEFORE_CONTINUE = 'deliveries-settle-before-continue-as-new';
 /**
+ * A wait whose timer fired is over. Before, the wait compared `Date.now()` with its deadline after
+ * the timer fired, and the workflow clock is not always the task's time: a worker that picked up the
+ * timer-fired task with the whole history to replay read the clock of the task before (the complete
+ * time of its last local activity, 2 s earlier) and started a second timer where a replay went on
+ * (test/histories/stale-clock-validation-timer.json, and README in test/histories/unreplayable). A
+ * worker whose clock runs ahead of the server's does the same (local activities' complete times
+ * come from the worker's clock, timers fire by the server's).
+ */
+export const PATCH_TIMER_ENDS_WAIT = 'wait-ends-when-its-timer-fires';
+/**
  * Every patch, decided in the first task of each run (service.ts). Decided there, a new run records
  * its markers in its first task, and each later patched() call returns the same cached answer. First
  * decided after a local activity instead, the marker can land one workflow task after the point where
@@ -47,6 +57,7 @@ export const PATCHES: readonly string[] = [
   PATCH_RESTART_RETRY,
   PATCH_FAILURES_SURVIVE_RECOVERY,
   PATCH_DELIVER_BEFORE_CONTINUE,
+  PATCH_TIMER_ENDS_WAIT,
 ];
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
@@ -119,6 +130,24 @@ export class EntityState {
   readonly humanEvents: HumanEvent[] = [];
   /** Whether this run takes part in fleet safety (patched() once, at the start of the run). */
   fleet = false;
+  /** Whether a wait ends when its timer fires (PATCH_TIMER_ENDS_WAIT, decided at the start of the run). */
+  timerEndsWait = false;
+  /** The latest deadline whose timer has fired in this run: the server's time is past it. */
+  private firedUntil = 0;
+
+  /**
+   * The time decisions use: the workflow clock, but never before a deadline whose timer has fired
+   * (PATCH_TIMER_ENDS_WAIT). The clock can read an earlier task's time (see the patch); a fired timer
+   * cannot be earlier than its deadline, live or on replay.
+   */
+  now(): number {
+    return this.timerEndsWait ? Math.max(Date.now(), this.firedUntil) : Date.now();
+  }
+
+  /** A wait's timer for `until` fired. */
+  timerFiredFor(until: number): void {
+    if (until > this.firedUntil) this.firedUntil = until;
+  }
   /** Patches found in force at the start of the run. */
   private readonly early = new Set<string>();
 
@@ -267,7 +296,7 @@ export class EntityState {
   /** Ends a timed pause whose time has come; true when it did. */
   expirePauseIfDue(): boolean {
     const until = this.s.pause?.until;
-    if (until != null && Date.now() >= until) {
+    if (until != null && this.now() >= until) {
       this.s.pause = null;
       this.recordHuman(AUDIT_EVENTS.resumed, 'resume', 'pause expired', null);
       return true;
@@ -324,13 +353,16 @@ export class EntityState {
       const until = deadline();
       if (!wake()) {
         if (until == null) await condition(wake);
-        else if (until - Date.now() > 0) await condition(wake, until - Date.now(), { summary: timerSummary() });
+        else if (until - this.now() > 0) {
+          const woken = await condition(wake, until - this.now(), { summary: timerSummary() });
+          if (!woken) this.timerFiredFor(until);
+        }
       }
       if (on.includes('unpaused')) this.expirePauseIfDue();
       if (this.s.skipPending) continue; // recorded at the next boundary, then returned
       const w = pending();
       if (w) return w;
-      if (until != null && Date.now() >= until) return 'deadline';
+      if (until != null && this.now() >= until) return 'deadline';
     }
   }
 }
