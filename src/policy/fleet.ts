@@ -301,3 +301,18 @@ export function dependencyCycle(deps: Record<string, string[]>): string[] | null
   }
   return null;
 }
+
+/** A silenced incident asks again at least this often (a silence can be expired early or edited)... */
+export const SILENCE_RECHECK_MS = 60_000;
+/** ...and not more often than this (clocks that disagree about a silence's end must not spin). */
+export const SILENCE_RECHECK_MIN_MS = 5_000;
+
+/**
+ * When a silenced incident asks Alertmanager again: just after the silence ends (`endsAt`, ISO, from
+ * Alertmanager), but at least every SILENCE_RECHECK_MS and never sooner than SILENCE_RECHECK_MIN_MS.
+ */
+export function silenceRecheckAt(now: number, endsAt: string | null | undefined): number {
+  const ends = endsAt ? Date.parse(endsAt) : NaN;
+  const wait = Number.isFinite(ends) ? ends + 1_000 - now : SILENCE_RECHECK_MS;
+  return now + Math.min(SILENCE_RECHECK_MS, Math.max(SILENCE_RECHECK_MIN_MS, wait));
+}

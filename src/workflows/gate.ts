@@ -6,7 +6,7 @@ import { condition, log, proxyLocalActivities, sleep } from '@temporalio/workflo
 import type { ControlActivities } from '../activities';
 import { formatDuration } from '../policy/duration';
 import { type ReleaseResult } from '../policy/admission';
-import { serviceKey, type HoldReason } from '../policy/fleet';
+import { serviceKey, silenceRecheckAt, SILENCE_RECHECK_MS, type HoldReason } from '../policy/fleet';
 import { AUDIT_EVENTS } from './definitions';
 import type { FleetAnswer, FleetReport } from './fleet-definitions';
 import type { IncidentContext, Next } from './incident';
@@ -26,7 +26,6 @@ const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
 /** A held incident asks again this often (a lost answer, a restarted coordinator); sooner when unavailable. */
 const HELD_REASK_MS = 5 * 60_000;
 const UNAVAILABLE_RETRY_MS = 60_000;
-const SILENCE_RECHECK_MS = 60_000;
 
 /** Tells the coordinator; false when it could not be told (Temporal unreachable from the worker). */
 export async function notifyFleet(e: EntityState, report: ReportBody): Promise<boolean> {
@@ -61,7 +60,7 @@ export async function gate(i: IncidentContext): Promise<Next> {
         i,
         'silenced',
         `silence ${s.id} by ${s.createdBy || 'unknown'}${s.comment ? `: ${s.comment}` : ''}${s.endsAt ? ` (ends ${s.endsAt})` : ''}`,
-        Date.now() + SILENCE_RECHECK_MS,
+        silenceRecheckAt(i.e.now(), s.endsAt),
       );
     }
     if (silence.reachable === false && 'hold' in silence && silence.hold) {
@@ -70,7 +69,7 @@ export async function gate(i: IncidentContext): Promise<Next> {
         i,
         'silenced',
         `cannot ask Alertmanager for silences (${silence.detail}); holding (alertmanager.unreachable: hold)`,
-        Date.now() + SILENCE_RECHECK_MS,
+        i.e.now() + SILENCE_RECHECK_MS,
       );
     }
     if (silence.reachable === false) {

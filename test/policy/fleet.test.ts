@@ -14,6 +14,9 @@ import {
   overThreshold,
   resetByHand,
   serviceKey,
+  SILENCE_RECHECK_MIN_MS,
+  SILENCE_RECHECK_MS,
+  silenceRecheckAt,
   stepBreakers,
   tripByHand,
   type AdmissionRequest,
@@ -283,6 +286,34 @@ describe('properties over random event sequences', () => {
         for (const i of svcs) incidentOpened(st, 'h', `s${i}`, T0);
         const c = countScope(st, homelab({ servicesPerHost: { h: 6 } }), hostScope('h'));
         assert.equal(c.open, new Set(svcs).size);
+      }),
+    );
+  });
+});
+
+describe('when a silenced incident asks Alertmanager again', () => {
+  const now = Date.parse('2026-12-04T12:00:00Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  it('asks just after the silence ends, not a minute later', () => {
+    assert.equal(silenceRecheckAt(now, iso(now + 20_000)), now + 21_000);
+  });
+
+  it('asks at least every minute for a long silence (it can be expired early), and every minute without an end', () => {
+    assert.equal(silenceRecheckAt(now, iso(now + 3_600_000)), now + SILENCE_RECHECK_MS);
+    assert.equal(silenceRecheckAt(now, ''), now + SILENCE_RECHECK_MS);
+    assert.equal(silenceRecheckAt(now, 'not a date'), now + SILENCE_RECHECK_MS);
+  });
+
+  it('never spins: an end already past (clocks that disagree) waits the minimum', () => {
+    assert.equal(silenceRecheckAt(now, iso(now - 30_000)), now + SILENCE_RECHECK_MIN_MS);
+  });
+
+  it('always waits between the minimum and a minute (any end, any time)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: -1e10, max: 1e10 }), (t, d) => {
+        const at = silenceRecheckAt(t, iso(Math.max(0, t + d)));
+        return at - t >= SILENCE_RECHECK_MIN_MS && at - t <= SILENCE_RECHECK_MS;
       }),
     );
   });
