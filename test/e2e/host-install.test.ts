@@ -15,6 +15,7 @@
 // What differs from a real host (and why) is done in before() and said there.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -167,6 +168,10 @@ before(
     writeFileSync(
       join(unitDir, JIRA),
       `[Unit]\nDescription=stand-in for the homelab's jira worker\n[Service]\n` +
+        // A slice of its own: every private user manager puts units at /app.slice/<unit>, so two runs
+        // of this file at once shared the cgroup of jira-worker.service, and one run's `stop` waited
+        // (90 s, TimeoutStopSec) for the other run's process to leave it (test/helpers/systemd.ts).
+        `Slice=selfheal${randomBytes(6).toString('hex')}.slice\n` +
         `ExecStart=/bin/sh -c 'echo started >> ${USER_RUNTIME}/jira-starts; exec sleep infinity'\n`,
     );
     assert.equal(root.bash(`install -d -m 0700 ${USER_RUNTIME}`).status, 0);
