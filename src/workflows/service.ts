@@ -83,7 +83,5 @@ async function waitForAlert(e: EntityState): Promise<void> {
   if (wake()) return;
   const until = e.s.pause?.until ?? null;
   if (until == null) await condition(wake);
-  else if (until - e.now() > 0) {
-    if (!(await condition(wake, until - e.now(), { summary: 'pause ends' }))) e.timerFiredFor(until);
-  }
+  else await e.waitUntil(wake, until, () => 'pause ends');
 }

@@ -132,7 +132,7 @@ export class EntityState {
   fleet = false;
   /** Whether a wait ends when its timer fires (PATCH_TIMER_ENDS_WAIT, decided at the start of the run). */
   timerEndsWait = false;
-  /** The latest deadline whose timer has fired in this run: the server's time is past it. */
+  /** The latest deadline whose timer has fired in this run (its timer was measured on the workflow clock). */
   private firedUntil = 0;
 
   /**
@@ -144,9 +144,15 @@ export class EntityState {
     return this.timerEndsWait ? Math.max(Date.now(), this.firedUntil) : Date.now();
   }
 
-  /** A wait's timer for `until` fired. */
-  timerFiredFor(until: number): void {
-    if (until > this.firedUntil) this.firedUntil = until;
+  /**
+   * Waits for `wake` or for the time `until`, on a timer (none when it is already past); a timer that
+   * fires records its deadline as passed (see now()).
+   */
+  async waitUntil(wake: () => boolean, until: number, summary: () => string): Promise<void> {
+    if (until - this.now() <= 0) return;
+    if (!(await condition(wake, until - this.now(), { summary: summary() }))) {
+      if (until > this.firedUntil) this.firedUntil = until;
+    }
   }
   /** Patches found in force at the start of the run. */
   private readonly early = new Set<string>();
@@ -353,10 +359,7 @@ export class EntityState {
       const until = deadline();
       if (!wake()) {
         if (until == null) await condition(wake);
-        else if (until - this.now() > 0) {
-          const woken = await condition(wake, until - this.now(), { summary: timerSummary() });
-          if (!woken) this.timerFiredFor(until);
-        }
+        else await this.waitUntil(wake, until, timerSummary);
       }
       if (on.includes('unpaused')) this.expirePauseIfDue();
       if (this.s.skipPending) continue; // recorded at the next boundary, then returned
