@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../config/config';
+import { closeSafeRetryInterceptor } from './grpc-retry';
 
 /** host:port the clients dial. */
 export function temporalAddress(config: Config): string {
@@ -29,6 +30,7 @@ export function clientConnectionOptions(config: Config, address = temporalAddres
     tls: tlsOptions(config),
     apiKey: config.temporal.apiKey ?? undefined,
     connectTimeout: '5s',
+    interceptors: [closeSafeRetryInterceptor()],
   };
 }
 

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
+import { clientConnectionOptions } from '../../src/temporal/connection';
 import { buildApp } from '../../src/api/app';
 import { createMetrics } from '../../src/metrics/metrics';
 import { MAX_PAUSE_MS, ServiceActions } from '../../src/client/actions';
@@ -23,7 +24,7 @@ temporal: { address: "127.0.0.1:${port}" }
 api: { token: webhook-token-0123456789, adminToken: ${ADMIN}, temporalTimeout: 1s }
 services: [ { name: a.service, host: h } ]
 `);
-  connection = Connection.lazy({ address: `127.0.0.1:${port}` });
+  connection = Connection.lazy(clientConnectionOptions(config)); // as selfheal start connects
   const client = new Client({ connection });
   actions = new ServiceActions(client, config, 1_000);
   app = await buildApp({ config, client, metrics: createMetrics(), actions });

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
+import { clientConnectionOptions } from '../../src/temporal/connection';
 import { startApiServer, type ApiServer } from '../../src/api/server';
 import type { Config } from '../../src/config/config';
 import { createMetrics, type SelfhealMetrics } from '../../src/metrics/metrics';
@@ -60,7 +61,7 @@ services: [ { name: crypto-agent@BTC_USDT.service, host: homelab } ]
 `,
     dir,
   );
-  connection = Connection.lazy({ address: `127.0.0.1:${temporalPort}` });
+  connection = Connection.lazy(clientConnectionOptions(config)); // as selfheal start connects
   metrics = createMetrics();
   api = await startApiServer({ config, client: new Client({ connection }), metrics }, { logger: false });
   const amConfig = writeAlertmanagerConfig(apiPort);

@@ -1,0 +1,89 @@
+// The client connection's retry of failed gRPC calls: the SDK's policy (which codes, how long to
+// wait: defaultGrpcRetryOptions), in an interceptor that is safe to close under. The SDK's default
+// interceptor (@temporalio/client 1.24, grpc-retry.ts) starts each retry from a timer that
+// Connection.close() does not clear; a retry due after close throws "Channel has been shut down"
+// from that timer, an uncaught exception, and its call never settles. Here a retry that cannot
+// start ends the call with UNAVAILABLE, and a retry due after the call's deadline is not waited for.
+import {
+  InterceptingCall,
+  ListenerBuilder,
+  RequesterBuilder,
+  status as grpcStatus,
+  type Interceptor,
+  type Metadata,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import { defaultGrpcRetryOptions, type GrpcRetryOptions } from '@temporalio/client';
+
+/** Milliseconds until the call's deadline (Infinity without one). */
+function msUntilDeadline(deadline: unknown): number {
+  if (deadline instanceof Date) return deadline.getTime() - Date.now();
+  if (typeof deadline === 'number' && Number.isFinite(deadline)) return deadline - Date.now();
+  return Infinity;
+}
+
+export function closeSafeRetryInterceptor(options: GrpcRetryOptions = defaultGrpcRetryOptions()): Interceptor {
+  return (callOptions, nextCall) => {
+    let sentMessage: unknown;
+    let receivedMessage: unknown;
+    let passMessage: ((message: unknown) => void) | undefined;
+    const requester = new RequesterBuilder()
+      .withStart((metadata: Metadata, upstream, next) => {
+        let attempt = 1;
+        const listener = new ListenerBuilder()
+          .withOnReceiveMessage((message, next) => {
+            receivedMessage = message;
+            passMessage = next;
+          })
+          .withOnReceiveStatus((firstStatus, nextStatus) => {
+            const finish = (s: StatusObject) => {
+              // The last attempt's message (a unary call has one, on success) goes on before the status:
+              // through the first attempt's listener if that one got a message, directly otherwise.
+              if (passMessage) passMessage(receivedMessage);
+              else if (receivedMessage !== undefined) upstream.onReceiveMessage(receivedMessage);
+              nextStatus(s);
+            };
+            const onStatus = (s: StatusObject) => {
+              const delay = options.delayFunction(attempt, s);
+              if (!options.retryableDecider(attempt, s) || delay >= msUntilDeadline(callOptions.deadline)) {
+                finish(s);
+                return;
+              }
+              setTimeout(retry, delay, s);
+            };
+            const retry = (last: StatusObject) => {
+              attempt++;
+              let call: ReturnType<typeof nextCall>;
+              try {
+                call = nextCall(callOptions);
+              } catch (err) {
+                // The connection was closed meanwhile: the call ends, as unreachable.
+                finish({
+                  ...last,
+                  code: grpcStatus.UNAVAILABLE,
+                  details: `Temporal connection closed while waiting to retry (${(err as Error).message}; last: ${last.details})`,
+                });
+                return;
+              }
+              call.start(metadata, {
+                onReceiveMessage(message: unknown) {
+                  receivedMessage = message;
+                },
+                onReceiveStatus: onStatus,
+              });
+              call.sendMessage(sentMessage);
+              call.halfClose();
+            };
+            onStatus(firstStatus);
+          })
+          .build();
+        next(metadata, listener);
+      })
+      .withSendMessage((message, next) => {
+        sentMessage = message;
+        next(message);
+      })
+      .build();
+    return new InterceptingCall(nextCall(callOptions), requester);
+  };
+}
