@@ -22,7 +22,7 @@ export async function restartAndVerify(i: IncidentContext): Promise<Next> {
   i.e.s.approvalPending = false;
   inc.attempts++;
   const id = `${inc.id}-${inc.attempts}`;
-  const startedAt = Date.now();
+  const startedAt = i.e.now();
   i.e.s.lastAttemptAt = startedAt;
   i.fx.enter('restarting');
   i.fx.publish();
@@ -68,7 +68,7 @@ export async function restartAndVerify(i: IncidentContext): Promise<Next> {
     ok = false;
   }
   if (ok && inc.policy.verifyAlertClears) {
-    const remaining = Math.max(5_000, inc.policy.verifyTimeoutMs - (Date.now() - startedAt));
+    const remaining = Math.max(5_000, inc.policy.verifyTimeoutMs - (i.e.now() - startedAt));
     const c = await i.fx.waitForAlertClear(inc.alertnames, remaining);
     if (!c.cleared) {
       ok = false;
@@ -109,7 +109,7 @@ async function restartWithRetries(i: IncidentContext, attemptId: string) {
 
 export async function finishAttempt(i: IncidentContext, a: AttemptOutcome): Promise<Next> {
   const inc = i.inc;
-  const now = Date.now();
+  const now = i.e.now();
   i.e.s.restarts = pruneRestarts(i.e.s.restarts, now);
   const next = afterAttempt(i.e.s.consecutiveFailures, a.ok, inc.policy);
   i.e.s.consecutiveFailures = next.consecutiveFailures;

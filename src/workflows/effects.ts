@@ -146,7 +146,7 @@ export class Effects {
   // ---- the audit log ----------------------------------------------------------------------------
 
   async audit(rec: Omit<AuditRecord, 'time' | 'host' | 'service' | 'workflowId'>): Promise<void> {
-    const now = Date.now();
+    const now = this.e.now();
     const record: AuditRecord = {
       time: new Date(now).toISOString(),
       ...this.ref(),
@@ -183,7 +183,7 @@ export class Effects {
 
   /** Starts durable delivery and goes on: escalation never blocks remediation. */
   async escalate(event: EscalationEvent, message: string): Promise<void> {
-    const now = Date.now();
+    const now = this.e.now();
     this.s.totals.escalations++;
     this.s.lastEscalation = { event, at: now, message };
     const last = this.s.attempts[this.s.attempts.length - 1];

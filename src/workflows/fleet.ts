@@ -77,10 +77,24 @@ export const PATCH_ONE_PAGE_PER_STORM = 'one-mass-failure-per-storm';
  */
 export const PATCH_FLEET_SETTLE = 'fleet-deliveries-settle-before-continue-as-new';
 
+/**
+ * The coordinator's time is never before its alarm's deadline once the alarm fired. The workflow
+ * clock can read an earlier task's time in the task a timer wakes (the entity's patch
+ * `wait-ends-when-its-timer-fires` has the story); here that shifted the time of the alarm's step by
+ * up to the alarm's period, so a lease or a breaker quiet period ending in between expired in a
+ * replay but not live, and the commands differed. Decided at the start of a run.
+ */
+export const PATCH_FLEET_CLOCK = 'fleet-clock-not-before-its-alarm';
+
 export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<void> {
   const together = patched(PATCH_FLEET_ANSWERS_TOGETHER);
   const onePagePerStorm = patched(PATCH_ONE_PAGE_PER_STORM);
   const settleFirst = patched(PATCH_FLEET_SETTLE);
+  const alarmClock = patched(PATCH_FLEET_CLOCK);
+  /** The latest alarm deadline whose timer has fired (PATCH_FLEET_CLOCK). */
+  let alarmFiredUntil = 0;
+  /** The time decisions use: the workflow clock, never before a fired alarm's deadline. */
+  const clock = () => (alarmClock ? Math.max(Date.now(), alarmFiredUntil) : Date.now());
   const carried = input.carried;
   const st: FleetState = carried?.state ?? initialFleetState();
   let settings: FleetSettings | null = carried?.settings ?? null;
@@ -128,7 +142,9 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   void (async () => {
     for (;;) {
       if (!busy()) await condition(busy);
+      const at = clock() + BUSY_ALARM_MS;
       await sleep(BUSY_ALARM_MS);
+      if (at > alarmFiredUntil) alarmFiredUntil = at;
       alarm = true;
     }
   })();
@@ -205,7 +221,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     // less than a quiet period ago. A storm that keeps spreading chains itself (each trip is recent);
     // a breaker left open for hours (manual-reset mode, a dead host, a scope no longer configured) or
     // half-open (its storm went quiet) does not hide the next storm's page.
-    const now = Date.now();
+    const now = clock();
     const paged = onePagePerStorm
       ? Object.entries(st.breakers)
           .filter(
@@ -238,7 +254,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     const hosts = [...new Set(tripped.map((e) => (e.scope.startsWith('host:') ? e.scope.slice(5) : '*')))];
     const host = hosts.length === 1 ? hosts[0] : '*';
     await audit(host, AUDIT_EVENTS.escalated, 'escalate', message, { escalation: 'MassFailure' });
-    const now = Date.now();
+    const now = clock();
     send({
       id: `${FLEET_WORKFLOW_ID}/MassFailure/${now}`,
       event: 'MassFailure',
@@ -261,9 +277,9 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     for (const w of waiters) {
       const a = admission(st, settings!, w);
       if (a.kind === 'grant') {
-        grant(st, settings!, w, a.trialFor, Date.now());
+        grant(st, settings!, w, a.trialFor, clock());
         await reply(w.workflowId, { incidentId: w.incidentId, ask: w.ask, decision: 'grant' }, () =>
-          release(st, serviceKey(w.host, w.service), 'not-used', Date.now()),
+          release(st, serviceKey(w.host, w.service), 'not-used', clock()),
         );
       } else if (a.reason !== w.reason || a.detail !== w.detail) {
         Object.assign(w, { reason: a.reason, detail: a.detail });
@@ -273,7 +289,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   const apply = async (r: FleetReport) => {
-    const now = Date.now();
+    const now = clock();
     const key = serviceKey(r.host, r.service);
     if (r.kind === 'opened') incidentOpened(st, r.host, r.service, now);
     else if (r.kind === 'closed') await onBreakerEvents(incidentClosed(st, r.host, r.service, now));
@@ -299,7 +315,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   const command = async (c: BreakerCommand) => {
-    const now = Date.now();
+    const now = clock();
     const scopes = c.scope === 'all' ? scopesOf(st, settings!) : [c.scope];
     for (const scope of scopes) {
       const host = scope.startsWith('host:') ? scope.slice(5) : '*';
@@ -319,7 +335,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   for (;;) {
-    const now = Date.now();
+    const now = clock();
     if (!settings || now - settingsAt >= SETTINGS_REFRESH_MS) {
       try {
         settings = await local.fleetSettings();
@@ -335,8 +351,8 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     while (commands.length) await command(commands.shift()!);
     while (inbox.length) await apply(inbox.shift()!);
     alarm = false;
-    await onBreakerEvents(expireLeases(st, Date.now()));
-    await onBreakerEvents(stepBreakers(st, settings, Date.now()));
+    await onBreakerEvents(expireLeases(st, clock()));
+    await onBreakerEvents(stepBreakers(st, settings, clock()));
     await serveWaiters();
     if (sending.length) await Promise.all(sending.splice(0));
     if (lost) {

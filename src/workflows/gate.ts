@@ -62,7 +62,7 @@ export async function gate(i: IncidentContext): Promise<Next> {
         `silence ${s.id} by ${s.createdBy || 'unknown'}${s.comment ? `: ${s.comment}` : ''}${s.endsAt ? ` (ends ${s.endsAt})` : ''}`,
         // Runs started before the patch re-ask every minute as they did: a shorter wait changes what a
         // wake by a human signal after the silence's end does (re-check instead of another timer).
-        i.e.timerEndsWait ? silenceRecheckAt(i.e.now(), s.endsAt) : Date.now() + SILENCE_RECHECK_MS,
+        i.e.timerEndsWait ? silenceRecheckAt(i.e.now(), s.endsAt) : i.e.now() + SILENCE_RECHECK_MS,
       );
     }
     if (silence.reachable === false && 'hold' in silence && silence.hold) {
@@ -104,10 +104,10 @@ export async function gate(i: IncidentContext): Promise<Next> {
       sent
         ? `the fleet coordinator did not answer within ${formatDuration(timeout)}; nothing restarts until it does`
         : 'the fleet coordinator cannot be reached; nothing restarts until it can',
-      Date.now() + UNAVAILABLE_RETRY_MS,
+      i.e.now() + UNAVAILABLE_RETRY_MS,
     );
   }
-  return hold(i, answer.reason ?? 'breaker', answer.detail ?? '', Date.now() + HELD_REASK_MS);
+  return hold(i, answer.reason ?? 'breaker', answer.detail ?? '', i.e.now() + HELD_REASK_MS);
 }
 
 /**
@@ -137,7 +137,7 @@ export async function hold(
   retryAt: number | null,
 ): Promise<Next> {
   const changed = i.inc.held?.reason !== reason;
-  i.inc.held = { reason, detail, since: changed ? Date.now() : (i.inc.held?.since ?? Date.now()) };
+  i.inc.held = { reason, detail, since: changed ? i.e.now() : (i.inc.held?.since ?? i.e.now()) };
   i.inc.waitUntil = retryAt;
   i.fx.enter('held');
   if (changed) await i.fx.audit({ event: AUDIT_EVENTS.held, decision: `hold-${reason}`, reason: detail });

@@ -148,7 +148,7 @@ class Incident implements IncidentContext {
       } catch (err) {
         const f = readFailure(err, false);
         this.inc.attempts++;
-        this.s.lastAttemptAt = Date.now();
+        this.s.lastAttemptAt = this.e.now();
         await this.fx.audit({
           event: AUDIT_EVENTS.recheckFailed,
           decision: 'no-restart',
@@ -156,7 +156,7 @@ class Incident implements IncidentContext {
           detail: f.detail,
         });
         const id = `${this.inc.id}-${this.inc.attempts}`;
-        return finishAttempt(this, { ok: false, ...f, approved: false, id, startedAt: Date.now() });
+        return finishAttempt(this, { ok: false, ...f, approved: false, id, startedAt: this.e.now() });
       }
       const promFiring = unitActive ? await this.fx.alertStillFiring(this.inc.alertnames) : null;
       const firingSignalled = this.e.firing.length > 0;

@@ -28,7 +28,7 @@ export async function openIncident(e: EntityState, fx: Effects): Promise<void> {
     await fx.audit({ event: AUDIT_EVENTS.notConfigured, decision: 'no-restart', reason: resolved.reason });
     return;
   }
-  const now = Date.now();
+  const now = e.now();
   // Failures survive a recovery on its own, but not a quiet hour before the next incident.
   if (e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
     s.consecutiveFailures = failuresInForce(s.consecutiveFailures, s.lastFailureAt, now);

@@ -71,7 +71,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   if (settleBeforeContinue) await fx.settleDeliveries();
   await condition(allHandlersFinished);
   await fx.flushHumanEvents();
-  e.s.restarts = pruneRestarts(e.s.restarts, Date.now());
+  e.s.restarts = pruneRestarts(e.s.restarts, e.now());
   e.s.undelivered = fx.undelivered();
   e.s.run++;
   await continueAsNew<typeof selfhealService>({ ...input, carried: e.s });

@@ -1,7 +1,7 @@
 // The entity's state: what is carried through continue-as-new (plain JSON), what the message
 // handlers do to it (the `state` query's view of it is view.ts), and the one wait that every step of an incident
 // uses (`waitFor`), which says why it woke.
-import { condition, log, patched, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, log, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Phase } from '../policy/policy';
 import {
   AUDIT_EVENTS,
@@ -150,9 +150,23 @@ export class EntityState {
    */
   async waitUntil(wake: () => boolean, until: number, summary: () => string): Promise<void> {
     if (until - this.now() <= 0) return;
-    if (!(await condition(wake, until - this.now(), { summary: summary() }))) {
-      if (until > this.firedUntil) this.firedUntil = until;
-    }
+    // condition(wake, timeout) as the SDK builds it (the same timer, cancelled when woken first), but
+    // knowing whether the timer fired: a wake that lands in the activation where the timer fires
+    // (signals come first) makes condition() answer true, and the deadline must still count as passed.
+    let fired = false;
+    await CancellationScope.cancellable(async () => {
+      try {
+        await Promise.race([
+          sleep(until - this.now(), { summary: summary() }).then(() => {
+            fired = true;
+          }),
+          condition(wake),
+        ]);
+      } finally {
+        CancellationScope.current().cancel();
+      }
+    });
+    if (fired && until > this.firedUntil) this.firedUntil = until;
   }
   /** Patches found in force at the start of the run. */
   private readonly early = new Set<string>();
