@@ -271,6 +271,11 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     });
   };
 
+  /** An undeliverable grant gives its slot back, if the slot is still that incident's. */
+  const releaseIfStill = (key: string, incidentId: string, now: number) => {
+    if (st.leases[key]?.incidentId === incidentId) release(st, key, 'not-used', now);
+  };
+
   /** Grants every waiter that can go now, oldest first; re-answers those whose reason changed. */
   const serveWaiters = async () => {
     const waiters = Object.values(st.waiters).sort((a, b) => a.since - b.since || a.ask - b.ask);
@@ -279,7 +284,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
       if (a.kind === 'grant') {
         grant(st, settings!, w, a.trialFor, clock());
         await reply(w.workflowId, { incidentId: w.incidentId, ask: w.ask, decision: 'grant' }, () =>
-          release(st, serviceKey(w.host, w.service), 'not-used', clock()),
+          releaseIfStill(serviceKey(w.host, w.service), w.incidentId, clock()),
         );
       } else if (a.reason !== w.reason || a.detail !== w.detail) {
         Object.assign(w, { reason: a.reason, detail: a.detail });
@@ -304,7 +309,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
       if (a.kind === 'grant') {
         grant(st, settings!, req, a.trialFor, now);
         await reply(r.workflowId, { incidentId: r.incidentId, ask: r.ask, decision: 'grant' }, () =>
-          release(st, key, 'not-used', now),
+          releaseIfStill(key, r.incidentId, now),
         );
       } else {
         const prev = st.waiters[key];
