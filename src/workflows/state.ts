@@ -168,26 +168,12 @@ export class EntityState {
     });
     if (fired && until > this.firedUntil) this.firedUntil = until;
   }
-  /** Patches found in force at the start of the run. */
-  private readonly early = new Set<string>();
-
   /**
-   * Evaluates patches at the start of the run, where a new run records their markers: in its first
-   * task, before any local activity. A patch first evaluated later can land in a different workflow
-   * task on replay than it did live (a local activity that outlived a task heartbeat), and the
-   * replay then fails.
-   */
-  decidePatchesAtStart(ids: string[]): void {
-    for (const id of ids) if (patched(id)) this.early.add(id);
-  }
-
-  /**
-   * A patch's decision: in force from the start of the run, else asked where the code needs it (runs
-   * recorded before the decisions moved to the start have their markers there; a false answer during
-   * replay is not final, so asking again at the recorded place finds the marker).
+   * A patch's decision. Every patch is decided in the run's first task (service.ts), so this is that
+   * cached answer; runs recorded before the decisions moved there find their markers where they were.
    */
   patched(id: string): boolean {
-    return this.early.has(id) || patched(id);
+    return patched(id);
   }
 
   /** The coordinator's last answer for the open incident. */

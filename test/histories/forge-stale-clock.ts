@@ -8,9 +8,12 @@
 // this to the run's first task (a run the current code starts has it), sets event 70's time
 // to the clock the live worker read, drops the second timer and the task it woke (72-76), and
 // renumbers the rest (the re-check, restart and verification of the same run) so that the history
-// is what a workflow that ends its wait when its timer fires would have written. The current
-// workflow must replay it; code that compares the clock with the deadline instead starts a second
-// timer on it and fails. Run: npx tsx test/histories/forge-stale-clock.ts
+// is what a workflow that ends its wait when its timer fires would have written. The forged start
+// time of that task (event 70) precedes its own TimerFired (event 69): no server writes that, but it
+// is the clock the live worker read. The current workflow must replay it. Code from before the fix
+// fails on it twice over: unmodified, on the patch marker it does not know; with only the patch id
+// added (the patch forced off), with "Timer machine does not handle ..." (it starts a second timer).
+// Run: npx tsx test/histories/forge-stale-clock.ts
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
