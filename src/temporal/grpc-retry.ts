@@ -3,7 +3,11 @@
 // interceptor (@temporalio/client 1.24, grpc-retry.ts) starts each retry from a timer that
 // Connection.close() does not clear; a retry due after close throws "Channel has been shut down"
 // from that timer, an uncaught exception, and its call never settles. Here a retry that cannot
-// start ends the call with UNAVAILABLE, and a retry due after the call's deadline is not waited for.
+// start ends the call with UNAVAILABLE, and a retry due after the call's deadline is not waited for
+// (the call ends at once with DEADLINE_EXCEEDED, as it would have at the deadline, but sooner and
+// with the last attempt's error in its details). A status built here keeps the last attempt's
+// metadata, and the message always goes on before the status (grpc-js holds a status back while a
+// message is still being passed on: a call would never settle).
 import {
   InterceptingCall,
   ListenerBuilder,
@@ -44,9 +48,19 @@ export function closeSafeRetryInterceptor(options: GrpcRetryOptions = defaultGrp
               nextStatus(s);
             };
             const onStatus = (s: StatusObject) => {
-              const delay = options.delayFunction(attempt, s);
-              if (!options.retryableDecider(attempt, s) || delay >= msUntilDeadline(callOptions.deadline)) {
+              if (!options.retryableDecider(attempt, s)) {
                 finish(s);
+                return;
+              }
+              const delay = options.delayFunction(attempt, s);
+              if (delay >= msUntilDeadline(callOptions.deadline)) {
+                // The call ends now as the deadline would end it (callers read DEADLINE_EXCEEDED as
+                // "Temporal unreachable, retry later"), with the last attempt's error for the log.
+                finish({
+                  ...s,
+                  code: grpcStatus.DEADLINE_EXCEEDED,
+                  details: `no time left to retry; last: ${s.details}`,
+                });
                 return;
               }
               setTimeout(retry, delay, s);

@@ -80,9 +80,12 @@ export const PATCH_FLEET_SETTLE = 'fleet-deliveries-settle-before-continue-as-ne
 /**
  * The coordinator's time is never before its alarm's deadline once the alarm fired. The workflow
  * clock can read an earlier task's time in the task a timer wakes (the entity's patch
- * `wait-ends-when-its-timer-fires` has the story); here that shifted the time of the alarm's step by
- * up to the alarm's period, so a lease or a breaker quiet period ending in between expired in a
- * replay but not live, and the commands differed. Decided at the start of a run.
+ * `wait-ends-when-its-timer-fires` has the story); here that put the alarm's step a whole period (or
+ * more) in the past, so a lease or a breaker quiet period ending in between expired in a replay but
+ * not live, and the commands differed. This narrows that window to the time between the alarm's
+ * deadline and the task it wakes (milliseconds with a worker up; as long as no worker ran, after an
+ * outage); it does not close it, because slots and quiet periods end at their own times, not at the
+ * alarm's (stepping them at alarms set for their own deadlines would). Decided at the start of a run.
  */
 export const PATCH_FLEET_CLOCK = 'fleet-clock-not-before-its-alarm';
 

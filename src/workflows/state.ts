@@ -153,6 +153,8 @@ export class EntityState {
     // condition(wake, timeout) as the SDK builds it (the same timer, cancelled when woken first), but
     // knowing whether the timer fired: a wake that lands in the activation where the timer fires
     // (signals come first) makes condition() answer true, and the deadline must still count as passed.
+    // That needs the activation's jobs run as one batch (the SDK's flag for runs of SDK 1.11 and
+    // later); older runs handle signals first, cancel the timer, and read as before.
     let fired = false;
     await CancellationScope.cancellable(async () => {
       try {

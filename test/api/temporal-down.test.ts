@@ -110,8 +110,8 @@ describe('API while Temporal is unreachable', () => {
     assert.doesNotMatch(ready.body, /DEADLINE|UNAVAILABLE|127\.0\.0\.1|metadata/);
     const logged = logLines.join('');
     assert.match(logged, /readiness: Temporal unreachable/);
-    // The refused connection itself (a retry that cannot come before the deadline is not waited for),
-    // or the deadline when the last attempt was still under way.
+    // The deadline, with the refused connection of the last attempt when no retry fitted before it
+    // (src/temporal/grpc-retry.ts), or grpc-js's own deadline text when an attempt was under way.
     assert.match(logged, /ECONNREFUSED|DEADLINE_EXCEEDED/, 'the operator still sees the detail, in the server log');
     assert.match(logged, new RegExp(`127\\.0\\.0\\.1:${temporalPort}`), 'and which address was dialled');
   });

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { ActionError, callTemporal, isUnavailable } from '../../src/client/call';
 import { clientConnectionOptions } from '../../src/temporal/connection';
 import { DevServer } from '../../src/temporal/dev-server';
 import { tempDir, testConfig } from '../helpers/config';
@@ -45,6 +46,23 @@ describe('retrying calls to Temporal (the client connection selfheal makes)', ()
     assert.deepEqual(uncaught.map(String), []);
     assert.ok(result instanceof Error, `the call ended with ${String(result)}`);
     assert.match(result.message, /UNAVAILABLE|closed|shut down/i);
+  });
+
+  it('a call whose deadline comes before its next retry ends then, as DEADLINE_EXCEEDED with the last error (unreachable: 503 / exit 4)', async () => {
+    const connection = Connection.lazy(clientConnectionOptions(configFor(await freePort())));
+    const client = new Client({ connection });
+    try {
+      const err = await callTemporal(client, 1_000, () => connection.workflowService.getSystemInfo({})).then(
+        () => assert.fail('answered'),
+        (e: unknown) => e,
+      );
+      assert.ok(isUnavailable(err), String(err));
+      const grpc = (err as ActionError).cause as { code?: number; details?: string };
+      assert.equal(grpc.code, 4, `gRPC code of ${String(grpc.details)}`);
+      assert.match(grpc.details ?? '', /ECONNREFUSED/, 'the cause of the last attempt is kept');
+    } finally {
+      await connection.close();
+    }
   });
 
   it('a call made while Temporal is down is answered once it is up (the retries still deliver the answer)', async () => {
