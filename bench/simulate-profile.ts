@@ -6,7 +6,6 @@
 // PROFILE_METRICS_FILE=path also writes Core's raw metrics there.
 // With `processes`, Core counters cover only this process (the shards' children are not counted).
 import { writeFileSync } from 'node:fs';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
