@@ -1,6 +1,6 @@
 // Profiling aid: one run of the simulate bench's week (50 services / 5 hosts), with its wall time,
 // the report's totals and the 1-minute load average before and after.
-//   npx tsx bench/simulate-once.ts [services] [shards|-] [processes]
+//   npx tsx bench/simulate-once.ts [services] [shards|-] [processes|-] [auto|real|skip]
 import { loadavg } from 'node:os';
 import { simulate } from '../src/simulate/driver';
 import { buildReport } from '../src/simulate/report';
@@ -11,6 +11,7 @@ async function main() {
   const n = Number(process.argv[2] ?? 50);
   const shards = process.argv[3] && process.argv[3] !== '-' ? Number(process.argv[3]) : undefined;
   const processes = process.argv[4] === 'processes';
+  const coordinator = (process.argv[5] ?? 'auto') as 'auto' | 'real' | 'skip';
   const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % 5}` }));
   const config = fleetConfig({ services });
   const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });
@@ -22,6 +23,7 @@ async function main() {
     history,
     shards,
     processes,
+    coordinator,
     onProgress: (d, total) => {
       const now = performance.now();
       if (now - last > 5000) {
@@ -45,6 +47,7 @@ async function main() {
       load: [load0, loadavg()[0]].map((x) => +x.toFixed(2)),
       shards: result.shards,
       processes,
+      coordinator: result.coordinator,
       total: t,
     }),
   );

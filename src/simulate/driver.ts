@@ -45,6 +45,12 @@ export interface SimulateOptions {
    * runs) together with the orphaned-escalation clock leak of the test server (fixed in the workflow).
    */
   processes?: boolean;
+  /**
+   * The fleet coordinator: `auto` (default) runs without it when it could never have held a restart
+   * (checked on the run's own records, else run again with it); `real` always runs it; `skip` never
+   * does, unchecked (tests: what the coordinator changes).
+   */
+  coordinator?: 'auto' | 'real' | 'skip';
   /** Called as simulated time advances: done and total simulated milliseconds. */
   onProgress?: (doneMs: number, totalMs: number) => void;
 }
@@ -60,6 +66,11 @@ export interface SimulationResult {
   wallMs: number;
   /** Test servers the services were spread over. */
   shards: number;
+  /**
+   * `real`: the fleet coordinator decided every restart; `skipped`: it could never have held one
+   * (coordinatorNeverActs), so every ask was granted without it.
+   */
+  coordinator: 'real' | 'skipped';
 }
 
 let runtimeInstalled = false;
@@ -111,28 +122,14 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
     to,
     wallMs: 0,
     shards: 1,
+    coordinator: 'skipped',
   };
   if (planned.services.size === 0) return { ...result, wallMs: performance.now() - started };
 
   const workflows = opts.workflows ?? (await productionWorkflows());
-  // Without fleet safety services never interact, so they are simulated in independent shards, each on its own test
-  // server and clock: a shard waits only for its own services' timers and activities.
-  // A small history is quicker in one shard in this process than to start more.
-  // Fleet safety (breaker, restart slots, dependencies) couples the services. Then a shard holds whole
-  // hosts (a host's breaker and slots) joined by their dependencies, each shard runs its own coordinator,
-  // and the fleet-wide part (the fleet breaker, the fleet's restart slots) is checked: if the fleet never
-  // had so many incidents open at once that it could have acted, the shards' coordinators decided as the
-  // one coordinator would have (fleetNeverActs); if it could have, the whole fleet runs in one shard.
-  const coupled = config.fleet.breaker.enabled || config.services.some((s) => (s.dependsOn ?? []).length > 0);
   const ids = [...planned.services.keys()];
   const byWork = Math.min(defaultShards(), Math.ceil(planned.deliveries.length / DELIVERIES_PER_SHARD));
-  const margin = FLEET_CHECK_MARGIN_MS;
-  let shards: string[][];
-  if (opts.shards != null || !coupled) shards = partition(ids, planned, opts.shards ?? byWork);
-  else if (byWork > 1 && fleetNeverActs(config, maxOpenAtOnce(recordedSpans(planned, to), margin))) {
-    shards = partitionGroups(couplingGroups(config, ids, planned), planned, byWork);
-  } else shards = [ids];
-  const runAll = async (shards: string[][]) => {
+  const runAll = async (shards: string[][], coordinator: boolean) => {
     const progress = new Map<number, number>();
     const report = (shard: number, done: number) => {
       progress.set(shard, done);
@@ -141,22 +138,64 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
     const run = shards.length > 1 && opts.processes === true ? runShardProcess : runShard;
     return Promise.all(
       shards.map((ids, i) =>
-        run({ config, planned, ids: new Set(ids), recovery, workflows, from, to, onProgress: (d) => report(i, d) }),
+        run({
+          config,
+          planned,
+          ids: new Set(ids),
+          recovery,
+          workflows,
+          from,
+          to,
+          coordinator,
+          onProgress: (d) => report(i, d),
+        }),
       ),
     );
   };
-  let parts = await runAll(shards);
-  if (coupled && opts.shards == null && shards.length > 1) {
+  const finish = (parts: AuditRecord[][], shards: number, coordinator: SimulationResult['coordinator']) => {
+    result.shards = shards;
+    result.coordinator = coordinator;
+    result.records = parts.flat().sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+    result.wallMs = performance.now() - started;
+    return result;
+  };
+
+  // Fleet safety (breakers, restart slots, dependencies) couples the services through the fleet
+  // coordinator, which costs more workflow tasks than the entities themselves (a report per opening,
+  // ask, release and close, an answer, a 10 s alarm while a slot is held). Where the coordinator could
+  // never have held a restart, it only ever grants: the simulation first runs without it (each ask
+  // granted at once, services independent, shards of any services), then checks on its own records
+  // that no breaker was ever over its threshold and no restart ever found the slots full
+  // (coordinatorNeverActs); if one could have been, the simulation runs again with the coordinator.
+  const mode = opts.coordinator ?? 'auto';
+  if (mode === 'skip' || (mode === 'auto' && mayGrantAll(config, planned, to))) {
+    const shards = partition(ids, planned, opts.shards ?? byWork);
+    const parts = await runAll(shards, false);
+    if (mode === 'skip' || coordinatorNeverActs(config, parts.flat(), to)) {
+      return finish(parts, shards.length, 'skipped');
+    }
+  }
+
+  // With the coordinator: a shard holds whole hosts (a host's breaker and slots) joined by their
+  // dependencies, each shard runs its own coordinator, and the fleet-wide part (the fleet breaker,
+  // the fleet's restart slots) is checked: if the fleet never had so many incidents open at once that
+  // it could have acted, the shards' coordinators decided as the one coordinator would have
+  // (fleetNeverActs); if it could have, the whole fleet runs in one shard.
+  const margin = FLEET_CHECK_MARGIN_MS;
+  let shards: string[][];
+  if (opts.shards != null) shards = partition(ids, planned, opts.shards);
+  else if (byWork > 1 && fleetNeverActs(config, maxOpenAtOnce(recordedSpans(planned, to), margin))) {
+    shards = partitionGroups(couplingGroups(config, ids, planned), planned, byWork);
+  } else shards = [ids];
+  let parts = await runAll(shards, true);
+  if (opts.shards == null && shards.length > 1) {
     // What the shards did, checked the same way: held to the recorded history's bound, this never fails.
     if (!fleetNeverActs(config, maxOpenAtOnce(incidentSpans(parts.flat(), to), margin))) {
       shards = [ids];
-      parts = await runAll(shards);
+      parts = await runAll(shards, true);
     }
   }
-  result.shards = shards.length;
-  result.records = parts.flat().sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
-  result.wallMs = performance.now() - started;
-  return result;
+  return finish(parts, shards.length, 'real');
 }
 
 /** Deliveries below which another shard is not worth its start-up (a process, a test server). */
@@ -234,17 +273,17 @@ export function recordedSpans(planned: PlannedHistory, to: number): Interval[] {
 }
 
 /** When incidents were open, from the workflows' audit records (incident-opened → incident-closed). */
-export function incidentSpans(records: readonly AuditRecord[], to: number): Interval[] {
-  const open = new Map<string, number>();
-  const spans: Interval[] = [];
+export function incidentSpans(records: readonly AuditRecord[], to: number): (Interval & { host: string })[] {
+  const open = new Map<string, { host: string; start: number }>();
+  const spans: (Interval & { host: string })[] = [];
   for (const r of [...records].sort((a, b) => Date.parse(a.time) - Date.parse(b.time))) {
-    if (r.event === AUDIT_EVENTS.incidentOpened) open.set(r.workflowId, Date.parse(r.time));
+    if (r.event === AUDIT_EVENTS.incidentOpened) open.set(r.workflowId, { host: r.host, start: Date.parse(r.time) });
     else if (r.event === AUDIT_EVENTS.incidentClosed && open.has(r.workflowId)) {
-      spans.push({ start: open.get(r.workflowId)!, end: Date.parse(r.time) });
+      spans.push({ ...open.get(r.workflowId)!, end: Date.parse(r.time) });
       open.delete(r.workflowId);
     }
   }
-  for (const start of open.values()) spans.push({ start, end: to });
+  for (const o of open.values()) spans.push({ ...o, end: to });
   return spans;
 }
 
@@ -273,6 +312,90 @@ export function fleetNeverActs(config: Config, maxOpen: number): boolean {
   return !f.breaker.enabled || !overThreshold(maxOpen, total, f.breaker.fleet);
 }
 
+/** Widening of every restart-slot span in the coordinator check: well over the simulated clock's jitter. */
+export const SLOT_CHECK_MARGIN_MS = 5_000;
+
+/**
+ * Whether the coordinator could hold nothing in this history, judged before running it: no
+ * dependencies (a dependent waits while its dependency has an incident open), and no breaker over its
+ * threshold even if every recorded outage were an incident. Restart slots are judged after the run
+ * (coordinatorNeverActs); this only avoids a run whose check would fail anyway.
+ */
+export function mayGrantAll(config: Config, planned: PlannedHistory, to: number): boolean {
+  if (config.services.some((s) => (s.dependsOn ?? []).length > 0)) return false;
+  const spans = [...planned.down.entries()].flatMap(([id, ivs]) =>
+    ivs.map((iv) => ({ host: planned.services.get(id)?.host ?? '', start: iv.start, end: Math.min(iv.end, to) })),
+  );
+  return breakersNeverOver(config, spans);
+}
+
+function breakersNeverOver(config: Config, incidents: readonly (Interval & { host: string })[]): boolean {
+  const b = config.fleet.breaker;
+  if (!b.enabled) return true;
+  const margin = FLEET_CHECK_MARGIN_MS;
+  const perHost = new Map<string, number>();
+  for (const s of config.services) perHost.set(s.host, (perHost.get(s.host) ?? 0) + 1);
+  const fleetOpen = maxOpenAtOnce(incidents, margin);
+  if (overThreshold(fleetOpen, Math.max(config.services.length, fleetOpen), b.fleet)) return false;
+  for (const [host, spans] of groupBy(incidents, (s) => s.host)) {
+    const open = maxOpenAtOnce(spans, margin);
+    if (overThreshold(open, Math.max(perHost.get(host) ?? 0, open), b.host)) return false;
+  }
+  return true;
+}
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const t of items) out.set(key(t), [...(out.get(key(t)) ?? []), t]);
+  return out;
+}
+
+/**
+ * When restart slots were held, from the workflows' audit records: a slot is granted just before
+ * its restart (the `restart` record) and given back with the attempt's result (`attempt-finished`),
+ * or at the incident's close, or at the end.
+ */
+export function slotSpans(records: readonly AuditRecord[], to: number): (Interval & { host: string })[] {
+  const open = new Map<string, { host: string; start: number }>();
+  const spans: (Interval & { host: string })[] = [];
+  const end = (key: string, at: number) => {
+    const s = open.get(key);
+    if (s) spans.push({ host: s.host, start: s.start, end: at });
+    open.delete(key);
+  };
+  for (const r of [...records].sort((a, b) => Date.parse(a.time) - Date.parse(b.time))) {
+    const t = Date.parse(r.time);
+    if (r.event === AUDIT_EVENTS.restart) {
+      end(r.workflowId, t);
+      open.set(r.workflowId, { host: r.host, start: t });
+    } else if (r.event === AUDIT_EVENTS.attemptFinished || r.event === AUDIT_EVENTS.incidentClosed)
+      end(r.workflowId, t);
+  }
+  for (const [key] of [...open]) end(key, to);
+  return spans;
+}
+
+/**
+ * Whether the fleet coordinator would have granted every restart of this run at once, judged on its
+ * audit records: no breaker (fleet or host) ever over its threshold with the incidents open at once,
+ * and never so many restarts in flight (fleet-wide, per host) that the next one would have found the
+ * slots full. A run that passes decided exactly as with the coordinator: the two runs are the same
+ * up to the first ask the coordinator would not have granted, and there was none. Dependencies are
+ * excluded before the run (mayGrantAll). Every span is widened by a margin (the clock's jitter).
+ */
+export function coordinatorNeverActs(config: Config, records: readonly AuditRecord[], to: number): boolean {
+  if (config.services.some((s) => (s.dependsOn ?? []).length > 0)) return false;
+  if (!breakersNeverOver(config, incidentSpans(records, to))) return false;
+  const slots = slotSpans(records, to);
+  // A restart finds the slots full when as many others are in flight as the limit: so at most the
+  // limit in flight at once, that restart included.
+  if (maxOpenAtOnce(slots, SLOT_CHECK_MARGIN_MS) > config.fleet.maxRestartsInFlight) return false;
+  for (const [, spans] of groupBy(slots, (s) => s.host)) {
+    if (maxOpenAtOnce(spans, SLOT_CHECK_MARGIN_MS) > config.fleet.maxRestartsInFlightPerHost) return false;
+  }
+  return true;
+}
+
 export interface ShardInput {
   config: Config;
   planned: PlannedHistory;
@@ -281,6 +404,8 @@ export interface ShardInput {
   workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>;
   from: number;
   to: number;
+  /** Whether the fleet coordinator runs (else every ask is granted at once: simulatedControlActivities). */
+  coordinator: boolean;
   onProgress?: (doneMs: number) => void;
 }
 
@@ -300,14 +425,16 @@ export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
   try {
     const namespace = env.namespace ?? 'default';
     // The entity workflows and the fleet coordinator, each on its own queue, as in production.
-    for (const taskQueue of [CONTROL_TASK_QUEUE, FLEET_TASK_QUEUE]) {
+    for (const taskQueue of x.coordinator ? [CONTROL_TASK_QUEUE, FLEET_TASK_QUEUE] : [CONTROL_TASK_QUEUE]) {
       workers.push(
         await Worker.create({
           connection: env.nativeConnection,
           namespace,
           taskQueue,
           ...x.workflows,
-          activities: simulatedControlActivities(config, model, { audit: records }),
+          activities: simulatedControlActivities(config, model, { audit: records }, undefined, {
+            coordinator: x.coordinator,
+          }),
         }),
       );
     }
@@ -354,5 +481,30 @@ export async function runShard(x: ShardInput): Promise<AuditRecord[]> {
     await Promise.allSettled(runs);
     await env.teardown();
   }
-  return records.map((r) => ({ ...r, time: new Date(Date.parse(r.time) - offset).toISOString() }));
+  return records.map((r) => inRecordedTime(r, offset, x.from + offset));
+}
+
+const ISO_TIME = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z\b/g;
+
+/**
+ * An audit record of the simulation clock in recorded time: its `time`, and every date written into
+ * its text (a budget's or cooldown's "until ...", an escalation's message), so a reader sees the
+ * recorded timeline's dates, never the test server's. A date before the simulation clock's start
+ * (`simStart`) was never on it (a recorded time carried in an alert) and stays as it is.
+ */
+export function inRecordedTime(r: AuditRecord, offset: number, simStart: number): AuditRecord {
+  const shift = (text: string) =>
+    text.replace(ISO_TIME, (iso) => {
+      const t = Date.parse(iso);
+      if (!Number.isFinite(t) || t < simStart) return iso;
+      const out = new Date(t - offset).toISOString();
+      return iso.includes('.') ? out : out.replace(/\.\d{3}Z$/, 'Z');
+    });
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return shift(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return { ...(walk(r) as AuditRecord), time: new Date(Date.parse(r.time) - offset).toISOString() };
 }

@@ -8,6 +8,7 @@ import type { AuditRecord, ControlActivities, HostActivities, ResolvedService } 
 import type { UnitStatus } from '../activities/service-manager';
 import { findService, type Config } from '../config/config';
 import { workflowIdFor } from '../workflows/definitions';
+import { fleetAnswerSignal } from '../workflows/fleet-definitions';
 import { intervalAt, type Interval } from './history';
 
 /** How the simulated service answers a restart (documented in README "Tune your policy"). */
@@ -136,18 +137,36 @@ export interface SimulationRecords {
   audit: AuditRecord[];
 }
 
-/** Control activities that keep everything in memory: no live audit log, webhook or Prometheus. */
+/**
+ * Control activities that keep everything in memory: no live audit log, webhook or Prometheus.
+ * `coordinator: false` (a simulation that has shown the coordinator could never hold a restart,
+ * driver.ts `coordinatorNeverActs`): the entity's reports go nowhere and its asks are granted at once,
+ * as the real coordinator answers them while no breaker is over its threshold, no restart slots are
+ * short and no dependency is down. Only that answer is given here, never a hold: the policy stays in
+ * the coordinator, which runs whenever it could have decided otherwise.
+ */
 export function simulatedControlActivities(
   config: Config,
   model: HostModel,
   records: SimulationRecords,
   onRecord?: (r: AuditRecord) => void,
+  opts: { coordinator?: boolean } = {},
 ): ControlActivities {
   const prometheus = !!config.prometheus.url;
+  const fleet = createFleetActivities(config);
   return {
     // The real fleet coordinator runs in the simulation (on its test server, through the activity's
     // client); Alertmanager is never asked: a simulation has no silences.
-    ...createFleetActivities(config),
+    ...fleet,
+    notifyFleet:
+      opts.coordinator === false
+        ? async (report) => {
+            if (report.kind !== 'request') return;
+            await Context.current()
+              .client.workflow.getHandle(report.workflowId)
+              .signal(fleetAnswerSignal, { incidentId: report.incidentId, ask: report.ask, decision: 'grant' });
+          }
+        : fleet.notifyFleet,
     async activeSilence() {
       return { reachable: null };
     },

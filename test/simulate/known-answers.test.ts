@@ -171,4 +171,17 @@ describe('simulate: known answers', { timeout: 180_000 }, () => {
     const opened = result.records.find((r) => r.service === 'db.service' && r.event === 'incident-opened')!;
     assert.ok(Math.abs(Date.parse(opened.time) - Date.parse('2026-11-02T13:00:00Z')) < 1_000, opened.time);
   });
+
+  it('dates written into decisions are in recorded time too (the budget\'s "no restart until ...")', async () => {
+    const { result } = await run('defaults');
+    const refusals = result.records.filter((r) => r.service === 'web.service' && r.decision === 'refuse-budget');
+    assert.equal(refusals.length, 3);
+    for (const r of refusals) {
+      const until = /until (\S+Z)/.exec(r.reason)?.[1];
+      assert.ok(until, r.reason);
+      // The budget frees an hour after the first restart of the window: within the hour after the refusal.
+      const ahead = Date.parse(until) - Date.parse(r.time);
+      assert.ok(ahead > 0 && ahead <= 3_600_000, `${r.time}: ${r.reason}`);
+    }
+  });
 });

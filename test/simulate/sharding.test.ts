@@ -4,12 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/activities';
 import {
+  coordinatorNeverActs,
   couplingGroups,
   fleetNeverActs,
   incidentSpans,
   maxOpenAtOnce,
   partitionGroups,
   recordedSpans,
+  slotSpans,
 } from '../../src/simulate/driver';
 import { planHistory, type AlertHistory } from '../../src/simulate/history';
 import { testConfig } from '../helpers/config';
@@ -86,14 +88,14 @@ describe('simulate: sharding under fleet safety', () => {
 
   it('reads incident spans from the audit records; an incident never closed lasts to the end', () => {
     const rec = (min: number, workflowId: string, event: string) =>
-      ({ time: new Date(T0 + min * MIN).toISOString(), workflowId, event }) as AuditRecord;
+      ({ time: new Date(T0 + min * MIN).toISOString(), workflowId, host: 'h1', event }) as AuditRecord;
     const spans = incidentSpans(
       [rec(0, 'x', 'incident-opened'), rec(5, 'x', 'incident-closed'), rec(3, 'y', 'incident-opened')],
       T0 + 60 * MIN,
     );
     assert.deepEqual(spans, [
-      { start: T0, end: T0 + 5 * MIN },
-      { start: T0 + 3 * MIN, end: T0 + 60 * MIN },
+      { host: 'h1', start: T0, end: T0 + 5 * MIN },
+      { host: 'h1', start: T0 + 3 * MIN, end: T0 + 60 * MIN },
     ]);
   });
 
@@ -113,5 +115,61 @@ describe('simulate: sharding under fleet safety', () => {
       `fleet: { maxRestartsInFlight: 100, breaker: { enabled: false } }\nservices:\n${Array.from({ length: 8 }, (_, i) => `  - { name: s${i}.service, host: h${i % 4} }`).join('\n')}\n`,
     );
     assert.equal(fleetNeverActs(off, 8), true, 'breaker off: only the slots count');
+  });
+
+  it('reads restart-slot spans from the records: a restart to its attempt’s result (or the close, or the end)', () => {
+    const rec = (min: number, workflowId: string, host: string, event: string) =>
+      ({ time: new Date(T0 + min * MIN).toISOString(), workflowId, host, event }) as AuditRecord;
+    const spans = slotSpans(
+      [
+        rec(0, 'x', 'h1', 'restart'),
+        rec(1, 'x', 'h1', 'attempt-finished'),
+        rec(2, 'y', 'h2', 'restart'),
+        rec(4, 'y', 'h2', 'incident-closed'),
+        rec(5, 'z', 'h1', 'restart'),
+      ],
+      T0 + 60 * MIN,
+    );
+    assert.deepEqual(spans, [
+      { host: 'h1', start: T0, end: T0 + MIN },
+      { host: 'h2', start: T0 + 2 * MIN, end: T0 + 4 * MIN },
+      { host: 'h1', start: T0 + 5 * MIN, end: T0 + 60 * MIN },
+    ]);
+  });
+
+  it('the coordinator never acts while no breaker is over and no restart finds the slots full', () => {
+    // Defaults: 2 restarts in flight per host, 10 fleet-wide; a host breaker trips over 10 open or
+    // over half of a host of 4 or more services.
+    const five = testConfig(
+      `services:\n${Array.from({ length: 5 }, (_, i) => `  - { name: s${i}.service, host: h1 }`).join('\n')}\n`,
+    );
+    const rec = (min: number, i: number, event: string) =>
+      ({ time: new Date(T0 + min * MIN).toISOString(), workflowId: `w${i}`, host: 'h1', event }) as AuditRecord;
+    const incident = (i: number, from: number, to: number, restart = true) => [
+      rec(from, i, 'incident-opened'),
+      ...(restart ? [rec(from + 2, i, 'restart'), rec(from + 3, i, 'attempt-finished')] : []),
+      rec(to, i, 'incident-closed'),
+    ];
+    const end = T0 + 120 * MIN;
+    assert.equal(coordinatorNeverActs(five, [...incident(0, 0, 10), ...incident(1, 0, 10)], end), true);
+    assert.equal(
+      coordinatorNeverActs(five, [...incident(0, 0, 10), ...incident(1, 0, 10), ...incident(2, 0, 10)], end),
+      false,
+      'three restarts at once on a host of two slots: the third would wait',
+    );
+    assert.equal(
+      coordinatorNeverActs(five, [...incident(0, 0, 10), ...incident(1, 0, 10), ...incident(2, 20, 30)], end),
+      true,
+      'the third long after',
+    );
+    const open = (n: number) => Array.from({ length: n }, (_, i) => incident(i, 0, 10, false)).flat();
+    assert.equal(coordinatorNeverActs(five, open(2), end), true, '2 of 5 open is not over half');
+    assert.equal(coordinatorNeverActs(five, open(3), end), false, '3 of 5 open trips the host breaker');
+    const deps = testConfig(`
+services:
+  - { name: a.service, host: h1 }
+  - { name: b.service, host: h1, dependsOn: [ { service: a.service, host: h1 } ] }
+`);
+    assert.equal(coordinatorNeverActs(deps, [], end), false, 'dependencies: always the coordinator');
   });
 });
