@@ -17,7 +17,7 @@ export { resolveHost };
 import { createMetrics, type SelfhealMetrics } from './metrics/metrics';
 import { serveMetrics } from './metrics/server';
 import { SCRAPE_QUERY_TIMEOUT_MS, workflowStateSource } from './metrics/state-source';
-import { breakerStatus, startFleetCoordinator } from './client/breaker';
+import { breakerStatus } from './client/breaker';
 import { clientConnectionOptions, nativeConnectionOptions, temporalAddress } from './temporal/connection';
 import { DevServer } from './temporal/dev-server';
 import { superviseDevServer, type SupervisedDevServer } from './temporal/supervisor';
@@ -190,18 +190,6 @@ export async function runSelfheal(opts: RunOptions): Promise<Running> {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(runs);
     });
-    if (opts.control) {
-      // The coordinator runs before the first report: entity workflows signal it directly (no task slot
-      // held), and fall back to a signal-with-start that starts it only when it is not running.
-      const connection = Connection.lazy(clientConnectionOptions(config));
-      cleanups.unshift(() => connection.close());
-      const client = new Client({ connection, namespace: config.temporal.namespace });
-      void startFleetCoordinator(client, config.api.temporalTimeoutMs).then(
-        (started) => started && out('started the fleet coordinator'),
-        (err: unknown) =>
-          out(`cannot start the fleet coordinator now (the first report will): ${(err as Error).message}`),
-      );
-    }
 
     let metricsUrl: string | null = null;
     if (opts.control && !opts.api && config.worker.metricsListen) {

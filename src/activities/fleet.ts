@@ -1,12 +1,11 @@
 // Fleet-safety activities of the control queue: the coordinator's settings from the configuration,
-// the entity's reports to the coordinator when it is not running (signal-with-start, so the coordinator
-// exists whenever anyone needs it), and the silence check against Alertmanager's API v2 at the moment of acting.
+// the entity's reports to the coordinator (signal-with-start, so the coordinator exists whenever
+// anyone needs it), and the silence check against Alertmanager's API v2 at the moment of acting.
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/config';
 import type { FleetSettings } from '../policy/fleet';
 import {
-  COORDINATOR_SUMMARY,
   fleetReportSignal,
   FLEET_TASK_QUEUE,
   FLEET_WORKFLOW_ID,
@@ -61,7 +60,7 @@ export async function reportToFleet(client: Client, report: FleetReport): Promis
       args: [{}],
       signal: fleetReportSignal.name,
       signalArgs: [report],
-      staticSummary: COORDINATOR_SUMMARY,
+      staticSummary: 'selfheal fleet coordinator: breakers, restart slots, dependencies',
     },
   );
 }

@@ -1,7 +1,7 @@
 // Client-side entry into the fleet coordinator, shared by the API and the CLI: read the breakers,
 // trip or reset one by hand. A command is a signal-with-start (the coordinator may not have started
 // yet), then a read until the coordinator shows the command applied.
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from '../config/config';
 import { FLEET_SCOPE, hostScope } from '../policy/fleet';
 import {
@@ -13,7 +13,6 @@ import {
   type BreakerCommand,
   type BreakerView,
   type FleetWorkflowInput,
-  COORDINATOR_SUMMARY,
 } from '../workflows/fleet-definitions';
 import { ActionError, callTemporal } from './call';
 
@@ -40,28 +39,6 @@ export async function breakerStatus(client: Client, timeoutMs: number | null): P
   });
 }
 
-/**
- * Starts the coordinator if it is not running (the control worker, at startup): entity workflows then
- * signal it directly, and fall back to a signal-with-start only when it is not there. True when this
- * call started it.
- */
-export async function startFleetCoordinator(client: Client, timeoutMs: number): Promise<boolean> {
-  return callTemporal(client, timeoutMs, async () => {
-    try {
-      await client.workflow.start<(input: FleetWorkflowInput) => Promise<void>>(FLEET_WORKFLOW_TYPE, {
-        workflowId: FLEET_WORKFLOW_ID,
-        taskQueue: FLEET_TASK_QUEUE,
-        args: [{}],
-        staticSummary: COORDINATOR_SUMMARY,
-      });
-      return true;
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
-      throw err;
-    }
-  });
-}
-
 /** Trips or resets a scope by hand; resolves with the coordinator's view once it shows the command applied. */
 export async function breakerCommand(
   client: Client,
@@ -79,7 +56,7 @@ export async function breakerCommand(
         args: [{}],
         signal: breakerCommandSignal.name,
         signalArgs: [{ ...cmd, id }],
-        staticSummary: COORDINATOR_SUMMARY,
+        staticSummary: 'selfheal fleet coordinator: breakers, restart slots, dependencies',
       },
     ),
   );

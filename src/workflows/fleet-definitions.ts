@@ -14,12 +14,8 @@ export const FLEET_WORKFLOW_ID = 'selfheal-fleet';
  * never wait behind thousands of entity workflow tasks in an alert storm.
  */
 export const FLEET_TASK_QUEUE = 'selfheal-fleet';
-export const COORDINATOR_SUMMARY = 'selfheal fleet coordinator: breakers, restart slots, dependencies';
 
-/**
- * What an entity workflow tells the coordinator: a signal from the entity workflow itself, or when the
- * coordinator is not running (or in runs before that patch) the notifyFleet activity's signal-with-start.
- */
+/** What an entity workflow tells the coordinator (sent by the notifyFleet activity, signal-with-start). */
 export type FleetReport =
   | { kind: 'opened'; host: string; service: string; incidentId: string }
   | { kind: 'closed'; host: string; service: string; incidentId: string }

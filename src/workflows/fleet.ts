@@ -1,7 +1,7 @@
 // The fleet coordinator: one per namespace (id `selfheal-fleet`, task queue `selfheal-fleet`). It
 // holds what no single entity workflow can know: which services have an open incident, which
 // restarts are in flight, the breaker of each scope, and who waits for a restart slot. Entity
-// workflows report to it (their own signal; a signal-with-start when it is not running) and ask it before each
+// workflows report to it (signal-with-start from their notifyFleet activity) and ask it before each
 // restart; it answers each ask with a grant or a hold, and grants held ones later, in order.
 // Policy is pure (src/policy/fleet.ts); this file is the durable loop around it.
 import {

@@ -2,18 +2,18 @@
 // (breaker, concurrency, dependencies) and checks Alertmanager's silences; while it may not act it
 // waits in phase `held`, spends no budget, and is still cancelled by a resolve or a skip. A held
 // incident that is let go re-checks the service before acting (a queued alert may be stale).
-import { condition, getExternalWorkflowHandle, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { condition, log, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities';
 import { formatDuration } from '../policy/duration';
 import { type ReleaseResult } from '../policy/admission';
 import { serviceKey, silenceRecheckAt, SILENCE_RECHECK_MS, type HoldReason } from '../policy/fleet';
 import { AUDIT_EVENTS } from './definitions';
-import { fleetReportSignal, FLEET_WORKFLOW_ID, type FleetAnswer, type FleetReport } from './fleet-definitions';
+import type { FleetAnswer, FleetReport } from './fleet-definitions';
 import type { IncidentContext, Next } from './incident';
 import { Effects } from './effects';
 import type { EntityState } from './state';
 
-// Quick and local: a report sent the old way is one signal-with-start; silences one HTTP round trip.
+// Quick and local: a report is one signal-with-start; silences one HTTP round trip.
 const fleetLocal = proxyLocalActivities<ControlActivities>({
   startToCloseTimeout: '15s',
   scheduleToCloseTimeout: '30s',
@@ -27,26 +27,10 @@ const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
 const HELD_REASK_MS = 5 * 60_000;
 const UNAVAILABLE_RETRY_MS = 60_000;
 
-/**
- * Tells the coordinator; false when it could not be told (Temporal unreachable from the worker).
- * Awaited, so reports arrive in the order they were made (an `opened` never after its `closed`).
- */
+/** Tells the coordinator; false when it could not be told (Temporal unreachable from the worker). */
 export async function notifyFleet(e: EntityState, report: ReportBody): Promise<boolean> {
-  const full = { ...report, host: e.input.host, service: e.input.service } as FleetReport;
-  if (e.reportsBySignal) {
-    try {
-      await getExternalWorkflowHandle(FLEET_WORKFLOW_ID).signal(fleetReportSignal, full);
-      return true;
-    } catch (err) {
-      // Not delivered (the coordinator is not running): the signal-with-start below starts it.
-      log.info('the fleet coordinator is not running; starting it with the report', {
-        kind: report.kind,
-        error: (err as Error).message,
-      });
-    }
-  }
   try {
-    await fleetLocal.notifyFleet(full);
+    await fleetLocal.notifyFleet({ ...report, host: e.input.host, service: e.input.service } as FleetReport);
     return true;
   } catch (err) {
     log.error('cannot reach the fleet coordinator', { kind: report.kind, error: (err as Error).message });

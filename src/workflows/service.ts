@@ -22,7 +22,6 @@ import { stateView } from './view';
 import {
   EntityState,
   PATCH_DELIVER_BEFORE_CONTINUE,
-  PATCH_FLEET_REPORTS_BY_SIGNAL,
   PATCH_FLEET_SAFETY,
   PATCH_TIMER_ENDS_WAIT,
   PATCHES,
@@ -38,7 +37,6 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   // Decided above, in the first task; this reads the cached decision.
   e.fleet = patched(PATCH_FLEET_SAFETY);
   e.timerEndsWait = patched(PATCH_TIMER_ENDS_WAIT);
-  e.reportsBySignal = patched(PATCH_FLEET_REPORTS_BY_SIGNAL);
   // Kept as decided here: asked again later, a run started before would record the marker live after
   // local activities, where a replay may not find it.
   const settleBeforeContinue = patched(PATCH_DELIVER_BEFORE_CONTINUE);

@@ -45,16 +45,6 @@ export const PATCH_DELIVER_BEFORE_CONTINUE = 'deliveries-settle-before-continue-
  */
 export const PATCH_TIMER_ENDS_WAIT = 'wait-ends-when-its-timer-fires';
 /**
- * The entity's reports to the fleet coordinator (opened, request, release, closed) are a signal from
- * the workflow itself (SignalExternalWorkflowExecution): no workflow task slot is held while the server
- * delivers it. Before, each was a local activity doing a signal-with-start on the one coordinator,
- * which the server serializes: ~750 ms a call in an alert storm, every new incident's first task
- * holding one of the worker's 40 slots meanwhile (BENCHMARKS.md, Scale, target 4). When the coordinator
- * is not running the signal fails, and the report goes the old way, which starts it. Decided at the
- * start of the run.
- */
-export const PATCH_FLEET_REPORTS_BY_SIGNAL = 'fleet-reports-by-workflow-signal';
-/**
  * Every patch, decided in the first task of each run (service.ts). Decided there, a new run records
  * its markers in its first task, and each later patched() call returns the same cached answer. First
  * decided after a local activity instead, the marker can land one workflow task after the point where
@@ -68,7 +58,6 @@ export const PATCHES: readonly string[] = [
   PATCH_FAILURES_SURVIVE_RECOVERY,
   PATCH_DELIVER_BEFORE_CONTINUE,
   PATCH_TIMER_ENDS_WAIT,
-  PATCH_FLEET_REPORTS_BY_SIGNAL,
 ];
 
 export const DEFAULT_MAX_HISTORY_EVENTS = 2_000;
@@ -143,8 +132,6 @@ export class EntityState {
   fleet = false;
   /** Whether a wait ends when its timer fires (PATCH_TIMER_ENDS_WAIT, decided at the start of the run). */
   timerEndsWait = false;
-  /** Whether reports go to the coordinator as the workflow's own signal (PATCH_FLEET_REPORTS_BY_SIGNAL). */
-  reportsBySignal = false;
   /** The latest deadline whose timer has fired in this run (its timer was measured on the workflow clock). */
   private firedUntil = 0;
 
