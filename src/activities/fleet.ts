@@ -1,13 +1,12 @@
 // Fleet-safety activities of the control queue: the coordinator's settings from the configuration,
 // the entity's reports to the coordinator (signal-with-start, so the coordinator exists whenever
-// anyone needs it; batched while a send is in flight), and the silence check against Alertmanager's API v2 at the moment of acting.
+// anyone needs it), and the silence check against Alertmanager's API v2 at the moment of acting.
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config/config';
 import type { FleetSettings } from '../policy/fleet';
 import {
   fleetReportSignal,
-  fleetReportsSignal,
   FLEET_TASK_QUEUE,
   FLEET_WORKFLOW_ID,
   FLEET_WORKFLOW_TYPE,
@@ -50,6 +49,7 @@ interface AmSilence {
   endsAt?: string;
 }
 
+/** Whether one of Alertmanager's matchers holds for these labels (a missing label reads as ""). */
 /** Sends the fleet coordinator a report, starting the coordinator if it is not running. */
 export async function reportToFleet(client: Client, report: FleetReport): Promise<void> {
   await client.workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport]>(
@@ -60,115 +60,11 @@ export async function reportToFleet(client: Client, report: FleetReport): Promis
       args: [{}],
       signal: fleetReportSignal.name,
       signalArgs: [report],
-      staticSummary: COORDINATOR_SUMMARY,
+      staticSummary: 'selfheal fleet coordinator: breakers, restart slots, dependencies',
     },
   );
 }
 
-/** Sends the fleet coordinator several reports in one signal, in order, starting it if it is not running. */
-export async function reportsToFleet(client: Client, reports: FleetReport[]): Promise<void> {
-  if (reports.length === 1) return reportToFleet(client, reports[0]);
-  await client.workflow.signalWithStart<(input: FleetWorkflowInput) => Promise<void>, [FleetReport[]]>(
-    FLEET_WORKFLOW_TYPE,
-    {
-      workflowId: FLEET_WORKFLOW_ID,
-      taskQueue: FLEET_TASK_QUEUE,
-      args: [{}],
-      signal: fleetReportsSignal.name,
-      signalArgs: [reports],
-      staticSummary: COORDINATOR_SUMMARY,
-    },
-  );
-}
-
-const COORDINATOR_SUMMARY = 'selfheal fleet coordinator: breakers, restart slots, dependencies';
-/** Reports in one signal at most (a payload of a few tens of KiB). */
-export const MAX_REPORTS_PER_SIGNAL = 100;
-
-/** The running activity's cancellation; none outside an activity (tests call the function directly). */
-function activityCancelled(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Bounds one batch's send (the local activities waiting for it time out at 15 s and retry). */
-const SEND_TIMEOUT_MS = 10_000;
-
-/**
- * A batch's send, detached from the activity that happened to start it (the worker ties its client
- * calls to that activity's cancellation, which must not fail the other reports), with its own deadline.
- */
-function detachedSend(client: Client, reports: FleetReport[]): Promise<void> {
-  return client.withAbortSignal(new AbortController().signal, () =>
-    client.withDeadline(Date.now() + SEND_TIMEOUT_MS, () => reportsToFleet(client, reports)),
-  );
-}
-
-/**
- * One send in flight at a time; reports made meanwhile wait and go together in the next one. Every
- * signal-with-start on the one coordinator execution is serialized by the server: in an alert storm
- * each call took ~750 ms, holding the calling entity's workflow task slot throughout (BENCHMARKS.md,
- * Scale, target 4). A caller resolves once its own report is in the coordinator's history and fails
- * with its batch (its local activity retries it). A caller that gives up (its activity cancelled,
- * e.g. timed out) while its report still waits takes the report out, so a retry cannot deliver it
- * twice; as before, only a send the caller gave up on after it reached the server can.
- */
-export class ReportBatcher {
-  private readonly queue: { report: FleetReport; done: (err?: unknown) => void }[] = [];
-  private sending = false;
-
-  constructor(
-    private readonly send: (reports: FleetReport[]) => Promise<void>,
-    private readonly max = MAX_REPORTS_PER_SIGNAL,
-  ) {}
-
-  report(report: FleetReport, cancelled?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const entry = {
-        report,
-        done: (err?: unknown) => {
-          cancelled?.removeEventListener('abort', giveUp);
-          if (err === undefined) resolve();
-          else reject(err as Error);
-        },
-      };
-      const giveUp = () => {
-        const i = this.queue.indexOf(entry);
-        if (i < 0) return; // already being sent
-        this.queue.splice(i, 1);
-        entry.done(cancelled?.reason ?? new Error('cancelled'));
-      };
-      if (cancelled?.aborted) return reject(cancelled.reason as Error);
-      cancelled?.addEventListener('abort', giveUp);
-      this.queue.push(entry);
-      void this.pump();
-    });
-  }
-
-  private async pump(): Promise<void> {
-    if (this.sending) return;
-    this.sending = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, this.max);
-        let failure: unknown;
-        try {
-          await this.send(batch.map((b) => b.report));
-        } catch (err) {
-          failure = err ?? new Error('the report could not be sent');
-        }
-        for (const b of batch) b.done(failure);
-      }
-    } finally {
-      this.sending = false;
-    }
-  }
-}
-
-/** Whether one of Alertmanager's matchers holds for these labels (a missing label reads as ""). */
 export function matcherHolds(m: Matcher, labels: Record<string, string>): boolean {
   const v = labels[m.name] ?? '';
   let ok: boolean;
@@ -185,7 +81,6 @@ export function matcherHolds(m: Matcher, labels: Record<string, string>): boolea
 export function createFleetActivities(config: Config, clientOverride?: Client) {
   const client = (): Client => clientOverride ?? Context.current().client;
   const am = config.alertmanager;
-  const batchers = new WeakMap<Client, ReportBatcher>();
 
   async function getJson<T>(path: string): Promise<T> {
     const res = await fetch(new URL(path, am.url!.endsWith('/') ? am.url! : `${am.url}/`), {
@@ -211,12 +106,9 @@ export function createFleetActivities(config: Config, clientOverride?: Client) {
       };
     },
 
-    /** Tells the fleet coordinator something, starting it if it is not running (batched, see ReportBatcher). */
+    /** Tells the fleet coordinator something, starting it if it is not running. */
     async notifyFleet(report: FleetReport): Promise<void> {
-      const c = client();
-      let batcher = batchers.get(c);
-      if (!batcher) batchers.set(c, (batcher = new ReportBatcher((rs) => detachedSend(c, rs))));
-      await batcher.report(report, activityCancelled());
+      await reportToFleet(client(), report);
     },
 
     /**

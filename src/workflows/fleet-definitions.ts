@@ -42,8 +42,6 @@ export interface BreakerCommand {
 }
 
 export const fleetReportSignal = defineSignal<[FleetReport]>('fleetReport');
-/** Several reports in one signal: those a control worker made while its previous report was being sent. */
-export const fleetReportsSignal = defineSignal<[FleetReport[]]>('fleetReports');
 export const fleetAnswerSignal = defineSignal<[FleetAnswer]>('fleetAnswer');
 export const breakerCommandSignal = defineSignal<[BreakerCommand]>('breakerCommand');
 

@@ -1,8 +1,7 @@
 // The fleet coordinator: one per namespace (id `selfheal-fleet`, task queue `selfheal-fleet`). It
 // holds what no single entity workflow can know: which services have an open incident, which
 // restarts are in flight, the breaker of each scope, and who waits for a restart slot. Entity
-// workflows report to it (signal-with-start from their notifyFleet activity, batched per control
-// worker while a send is in flight) and ask it before each
+// workflows report to it (signal-with-start from their notifyFleet activity) and ask it before each
 // restart; it answers each ask with a grant or a hold, and grants held ones later, in order.
 // Policy is pure (src/policy/fleet.ts); this file is the durable loop around it.
 import {
@@ -40,7 +39,6 @@ import {
   breakerQuery,
   fleetAnswerSignal,
   fleetReportSignal,
-  fleetReportsSignal,
   FLEET_WORKFLOW_ID,
   type BreakerCommand,
   type BreakerView,
@@ -98,10 +96,6 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   setHandler(fleetReportSignal, (r) => {
     signals++;
     inbox.push(r);
-  });
-  setHandler(fleetReportsSignal, (rs) => {
-    signals++;
-    inbox.push(...rs);
   });
   setHandler(breakerCommandSignal, (c) => {
     signals++;
