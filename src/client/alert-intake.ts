@@ -13,6 +13,7 @@ import {
   MAX_ALERT_NAME_LENGTH,
   workflowIdFor,
   type AlertRef,
+  type ServiceWorkflowInput,
 } from '../workflows/definitions';
 import { callTemporal } from './call';
 import { Pool } from './pool';
@@ -158,16 +159,20 @@ export async function deliverPlan(
   client: Client,
   config: Config,
   signals: readonly PlannedSignal[],
-  opts: { pool?: Pool; timeoutMs?: number | null } = {},
+  opts: { pool?: Pool; timeoutMs?: number | null; input?: Pick<ServiceWorkflowInput, 'fleetReports'> } = {},
 ): Promise<DeliveredSignal[]> {
   const pool = opts.pool ?? new Pool(16);
   const deliver = async (s: PlannedSignal): Promise<DeliveredSignal> => {
     if (s.status === 'firing') {
-      await signalWithStartService(client, config, s.host, s.service, alertFiringSignal, {
-        alertnames: s.alertnames,
-        alerts: s.alerts,
-        summary: s.summary,
-      });
+      await signalWithStartService(
+        client,
+        config,
+        s.host,
+        s.service,
+        alertFiringSignal,
+        { alertnames: s.alertnames, alerts: s.alerts, summary: s.summary },
+        opts.input,
+      );
       return s;
     }
     try {

@@ -44,6 +44,7 @@ export async function signalWithStartService<P>(
   service: string,
   signal: SignalDefinition<[P?]>,
   payload: P,
+  input: Partial<Pick<ServiceWorkflowInput, 'fleetReports'>> = {},
 ): Promise<WorkflowHandle> {
   // Set at start so a new workflow is filterable in the Temporal UI before its first task runs.
   const typedSearchAttributes = config.temporal.searchAttributes
@@ -52,7 +53,7 @@ export async function signalWithStartService<P>(
   return client.workflow.signalWithStart<(input: ServiceWorkflowInput) => Promise<void>, [P]>(WORKFLOW_TYPE, {
     workflowId: workflowIdFor(host, service),
     taskQueue: CONTROL_TASK_QUEUE,
-    args: [workflowInput(config, host, service)],
+    args: [{ ...workflowInput(config, host, service), ...input }],
     signal: signal.name,
     signalArgs: [payload],
     typedSearchAttributes,

@@ -189,6 +189,13 @@ export interface ServiceWorkflowInput {
   /** Continue-as-new once this run has received this many signals (default 1,000). */
   maxSignalsPerRun?: number;
   carried?: CarriedState;
+  /**
+   * false: of its reports to the fleet coordinator the workflow sends only its restart asks (no
+   * opened / release / closed). Only `selfheal simulate` sets it, in a run without the coordinator
+   * (it has shown the coordinator could never act, and the asks are granted at once); a coordinator
+   * that ran would count such incidents open forever. Carried through continue-as-new with the input.
+   */
+  fleetReports?: boolean;
 }
 
 /** Everything a new run needs, as plain JSON: numbers are epoch milliseconds. */

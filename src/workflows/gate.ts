@@ -29,6 +29,7 @@ const UNAVAILABLE_RETRY_MS = 60_000;
 
 /** Tells the coordinator; false when it could not be told (Temporal unreachable from the worker). */
 export async function notifyFleet(e: EntityState, report: ReportBody): Promise<boolean> {
+  if (e.input.fleetReports === false && report.kind !== 'request') return true;
   try {
     await fleetLocal.notifyFleet({ ...report, host: e.input.host, service: e.input.service } as FleetReport);
     return true;
