@@ -4,17 +4,14 @@
 import { loadavg } from 'node:os';
 import { simulate } from '../src/simulate/driver';
 import { buildReport } from '../src/simulate/report';
-import { alertWeek } from './lib/alert-week';
-import { fleetConfig } from './lib/fixtures';
+import { benchWeek } from './lib/alert-week';
 
 async function main() {
   const n = Number(process.argv[2] ?? 50);
   const shards = process.argv[3] && process.argv[3] !== '-' ? Number(process.argv[3]) : undefined;
   const processes = process.argv[4] === 'processes';
   const coordinator = (process.argv[5] ?? 'auto') as 'auto' | 'real' | 'skip';
-  const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % 5}` }));
-  const config = fleetConfig({ services });
-  const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });
+  const { config, history } = benchWeek(n);
   const load0 = loadavg()[0];
   let last = 0;
   const t0 = performance.now();

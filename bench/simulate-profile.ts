@@ -12,8 +12,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { simulate } from '../src/simulate/driver';
 import { buildReport } from '../src/simulate/report';
-import { alertWeek } from './lib/alert-week';
-import { fleetConfig } from './lib/fixtures';
+import { benchWeek } from './lib/alert-week';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,9 +77,7 @@ async function main() {
     w.signalWithStart = wrap('driver signalWithStart', w.signalWithStart.bind(w)) as typeof w.signalWithStart;
     return env;
   };
-  const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % 5}` }));
-  const config = fleetConfig({ services });
-  const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });
+  const { config, history } = benchWeek(n);
   const load0 = loadavg()[0];
   const t0 = performance.now();
   let metrics = '';

@@ -1,11 +1,9 @@
 // 6. `selfheal simulate`: a typical week of alerts for 50 services through the real workflow on the
 // time-skipping test server, simulated hours per wall-clock second. The first round includes
 // bundling the workflow code (once per process); the rounds after it do not.
-import type { Config } from '../src/config/config';
 import { simulate } from '../src/simulate/driver';
 import { buildReport } from '../src/simulate/report';
-import { alertWeek } from './lib/alert-week';
-import { fleetConfig } from './lib/fixtures';
+import { benchWeek } from './lib/alert-week';
 import { spread, type Spread } from './lib/stats';
 
 export interface SimulateResults {
@@ -28,9 +26,7 @@ export async function runSimulateBench(
 ): Promise<SimulateResults> {
   const n = opts.services ?? 50;
   const hosts = opts.hosts ?? 5;
-  const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % hosts}` }));
-  const config: Config = fleetConfig({ services });
-  const history = alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') });
+  const { config, history } = benchWeek(n, hosts);
   const walls: number[] = [];
   let report = null as ReturnType<typeof buildReport> | null;
   let shards = 0;

@@ -3,7 +3,8 @@
 // services that flap in bursts. Used by the simulate bench and by examples/simulate/.
 import type { IncomingAlert } from '../../src/client/alert-intake';
 import type { AlertHistory, Delivery } from '../../src/simulate/history';
-import { prng } from './fixtures';
+import type { Config } from '../../src/config/config';
+import { fleetConfig, prng } from './fixtures';
 
 export interface WeekOptions {
   services: { name: string; host: string }[];
@@ -56,4 +57,13 @@ export function alertWeek(opts: WeekOptions): AlertHistory {
   });
   deliveries.sort((a, b) => a.at - b.at);
   return { source: `a generated week (seed ${opts.seed ?? 11})`, deliveries };
+}
+
+/** The simulate bench's week: `n` services over `hosts` hosts, the default policy, the seeded week from 2026-11-02. */
+export function benchWeek(n: number, hosts = 5): { config: Config; history: AlertHistory } {
+  const services = Array.from({ length: n }, (_, i) => ({ name: `svc${i}.service`, host: `host${i % hosts}` }));
+  return {
+    config: fleetConfig({ services }),
+    history: alertWeek({ services, start: Date.parse('2026-11-02T00:00:00Z') }),
+  };
 }
