@@ -191,9 +191,10 @@ export interface ServiceWorkflowInput {
   carried?: CarriedState;
   /**
    * false: of its reports to the fleet coordinator the workflow sends only its restart asks (no
-   * opened / release / closed). Only `selfheal simulate` sets it, in a run without the coordinator
-   * (it has shown the coordinator could never act, and the asks are granted at once); a coordinator
-   * that ran would count such incidents open forever. Carried through continue-as-new with the input.
+   * opened / release / closed). Only `selfheal simulate` sets it, in its run without the coordinator
+   * (asks granted at once; the run is kept only if its records show the coordinator could never have
+   * acted); a coordinator that ran would count such incidents open forever. Carried through
+   * continue-as-new with the input.
    */
   fleetReports?: boolean;
 }
