@@ -32,6 +32,7 @@ import {
   type FleetState,
   type HoldReason,
 } from '../policy/fleet';
+import { FiredClock } from './clock';
 import { AUDIT_EVENTS, MAX_UNDELIVERED_ESCALATIONS, type EscalationPayload } from './definitions';
 import { auditLocal, delivery, DELIVERY_GRACE_MS, local } from './effects';
 import {
@@ -93,11 +94,8 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   const together = patched(PATCH_FLEET_ANSWERS_TOGETHER);
   const onePagePerStorm = patched(PATCH_ONE_PAGE_PER_STORM);
   const settleFirst = patched(PATCH_FLEET_SETTLE);
-  const alarmClock = patched(PATCH_FLEET_CLOCK);
-  /** The latest alarm deadline whose timer has fired (PATCH_FLEET_CLOCK). */
-  let alarmFiredUntil = 0;
   /** The time decisions use: the workflow clock, never before a fired alarm's deadline. */
-  const clock = () => (alarmClock ? Math.max(Date.now(), alarmFiredUntil) : Date.now());
+  const clock = new FiredClock(patched(PATCH_FLEET_CLOCK));
   const carried = input.carried;
   const st: FleetState = carried?.state ?? initialFleetState();
   let settings: FleetSettings | null = carried?.settings ?? null;
@@ -145,9 +143,9 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   void (async () => {
     for (;;) {
       if (!busy()) await condition(busy);
-      const at = clock() + BUSY_ALARM_MS;
+      const at = clock.now() + BUSY_ALARM_MS;
       await sleep(BUSY_ALARM_MS);
-      if (at > alarmFiredUntil) alarmFiredUntil = at;
+      clock.fired(at);
       alarm = true;
     }
   })();
@@ -224,7 +222,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     // less than a quiet period ago. A storm that keeps spreading chains itself (each trip is recent);
     // a breaker left open for hours (manual-reset mode, a dead host, a scope no longer configured) or
     // half-open (its storm went quiet) does not hide the next storm's page.
-    const now = clock();
+    const now = clock.now();
     const paged = onePagePerStorm
       ? Object.entries(st.breakers)
           .filter(
@@ -257,7 +255,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     const hosts = [...new Set(tripped.map((e) => (e.scope.startsWith('host:') ? e.scope.slice(5) : '*')))];
     const host = hosts.length === 1 ? hosts[0] : '*';
     await audit(host, AUDIT_EVENTS.escalated, 'escalate', message, { escalation: 'MassFailure' });
-    const now = clock();
+    const now = clock.now();
     send({
       id: `${FLEET_WORKFLOW_ID}/MassFailure/${now}`,
       event: 'MassFailure',
@@ -285,9 +283,9 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     for (const w of waiters) {
       const a = admission(st, settings!, w);
       if (a.kind === 'grant') {
-        grant(st, settings!, w, a.trialFor, clock());
+        grant(st, settings!, w, a.trialFor, clock.now());
         await reply(w.workflowId, { incidentId: w.incidentId, ask: w.ask, decision: 'grant' }, () =>
-          releaseIfStill(serviceKey(w.host, w.service), w.incidentId, clock()),
+          releaseIfStill(serviceKey(w.host, w.service), w.incidentId, clock.now()),
         );
       } else if (a.reason !== w.reason || a.detail !== w.detail) {
         Object.assign(w, { reason: a.reason, detail: a.detail });
@@ -297,7 +295,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   const apply = async (r: FleetReport) => {
-    const now = clock();
+    const now = clock.now();
     const key = serviceKey(r.host, r.service);
     if (r.kind === 'opened') incidentOpened(st, r.host, r.service, now);
     else if (r.kind === 'closed') await onBreakerEvents(incidentClosed(st, r.host, r.service, now));
@@ -323,7 +321,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   const command = async (c: BreakerCommand) => {
-    const now = clock();
+    const now = clock.now();
     const scopes = c.scope === 'all' ? scopesOf(st, settings!) : [c.scope];
     for (const scope of scopes) {
       const host = scope.startsWith('host:') ? scope.slice(5) : '*';
@@ -343,7 +341,7 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
   };
 
   for (;;) {
-    const now = clock();
+    const now = clock.now();
     if (!settings || now - settingsAt >= SETTINGS_REFRESH_MS) {
       try {
         settings = await local.fleetSettings();
@@ -359,8 +357,8 @@ export async function selfhealFleet(input: FleetWorkflowInput = {}): Promise<voi
     while (commands.length) await command(commands.shift()!);
     while (inbox.length) await apply(inbox.shift()!);
     alarm = false;
-    await onBreakerEvents(expireLeases(st, clock()));
-    await onBreakerEvents(stepBreakers(st, settings, clock()));
+    await onBreakerEvents(expireLeases(st, clock.now()));
+    await onBreakerEvents(stepBreakers(st, settings, clock.now()));
     await serveWaiters();
     if (sending.length) await Promise.all(sending.splice(0));
     if (lost) {

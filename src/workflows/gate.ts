@@ -63,7 +63,7 @@ export async function gate(i: IncidentContext): Promise<Next> {
         `silence ${s.id} by ${s.createdBy || 'unknown'}${s.comment ? `: ${s.comment}` : ''}${s.endsAt ? ` (ends ${s.endsAt})` : ''}`,
         // Runs started before the patch re-ask every minute as they did: a shorter wait changes what a
         // wake by a human signal after the silence's end does (re-check instead of another timer).
-        i.e.timerEndsWait ? silenceRecheckAt(i.e.now(), s.endsAt) : i.e.now() + SILENCE_RECHECK_MS,
+        i.e.clock.on ? silenceRecheckAt(i.e.now(), s.endsAt) : i.e.now() + SILENCE_RECHECK_MS,
       );
     }
     if (silence.reachable === false && 'hold' in silence && silence.hold) {

@@ -36,7 +36,7 @@ export async function selfhealService(input: ServiceWorkflowInput): Promise<void
   const e = new EntityState(input);
   // Decided above, in the first task; this reads the cached decision.
   e.fleet = patched(PATCH_FLEET_SAFETY);
-  e.timerEndsWait = patched(PATCH_TIMER_ENDS_WAIT);
+  e.clock.on = patched(PATCH_TIMER_ENDS_WAIT);
   // Kept as decided here: asked again later, a run started before would record the marker live after
   // local activities, where a replay may not find it.
   const settleBeforeContinue = patched(PATCH_DELIVER_BEFORE_CONTINUE);

@@ -14,6 +14,7 @@ import {
   type HumanActionPayload,
   type ServiceWorkflowInput,
 } from './definitions';
+import { FiredClock } from './clock';
 import type { FleetAnswer } from './fleet-definitions';
 import { alertRefs, cleanNames, migrateFiring, union } from './payloads';
 
@@ -130,18 +131,12 @@ export class EntityState {
   readonly humanEvents: HumanEvent[] = [];
   /** Whether this run takes part in fleet safety (patched() once, at the start of the run). */
   fleet = false;
-  /** Whether a wait ends when its timer fires (PATCH_TIMER_ENDS_WAIT, decided at the start of the run). */
-  timerEndsWait = false;
-  /** The latest deadline whose timer has fired in this run (its timer was measured on the workflow clock). */
-  private firedUntil = 0;
+  /** On when a wait ends when its timer fires (PATCH_TIMER_ENDS_WAIT, decided at the start of the run). */
+  readonly clock = new FiredClock();
 
-  /**
-   * The time decisions use: the workflow clock, but never before a deadline whose timer has fired
-   * (PATCH_TIMER_ENDS_WAIT). The clock can read an earlier task's time (see the patch); a fired timer
-   * cannot be earlier than its deadline, live or on replay.
-   */
+  /** The time decisions use (see FiredClock). */
   now(): number {
-    return this.timerEndsWait ? Math.max(Date.now(), this.firedUntil) : Date.now();
+    return this.clock.now();
   }
 
   /**
@@ -168,7 +163,7 @@ export class EntityState {
         CancellationScope.current().cancel();
       }
     });
-    if (fired && until > this.firedUntil) this.firedUntil = until;
+    if (fired) this.clock.fired(until);
   }
   /**
    * A patch's decision. Every patch is decided in the run's first task (service.ts), so this is that
