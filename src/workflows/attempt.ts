@@ -1,6 +1,6 @@
 // Steps 3 to 5 of an incident: restart the unit on its host, verify that it came back, and then
 // close the incident, escalate, or wait out the cooldown and try again.
-import { log, sleep } from '@temporalio/workflow';
+import { log, patched, sleep } from '@temporalio/workflow';
 import { afterAttempt, cooldownUntil, pruneRestarts } from '../policy/policy';
 import { AUDIT_EVENTS, hostTaskQueue, type AttemptRecord } from './definitions';
 import { callStarted, readFailure, worthRetrying, type FailureReading } from './host-calls';
@@ -34,7 +34,7 @@ export async function restartAndVerify(i: IncidentContext): Promise<Next> {
   });
   let beforeFingerprint: string;
   try {
-    const r = i.e.patched(PATCH_RESTART_RETRY)
+    const r = patched(PATCH_RESTART_RETRY)
       ? await restartWithRetries(i, id)
       : await i.host.restart({ ...i.fx.ref(), attemptId: id });
     beforeFingerprint = r.beforeFingerprint;

@@ -4,6 +4,7 @@
 // Each step starts at a boundary (humans' decisions audited, phase published, a skip ends it);
 // waits go through the one `waitFor`, which says why it woke. A run that continued-as-new picks an
 // open incident up at its wait (validating, a slot, a human, a pause) from the carried phase.
+import { patched } from '@temporalio/workflow';
 import { formatDuration } from '../policy/duration';
 import { budgetFreesAt, decideRestart, restartsInWindow, stillUnhealthy, type Phase } from '../policy/policy';
 import { finishAttempt, restartAndVerify } from './attempt';
@@ -161,7 +162,7 @@ class Incident implements IncidentContext {
       const promFiring = unitActive ? await this.fx.alertStillFiring(this.inc.alertnames) : null;
       const firingSignalled = this.e.firing.length > 0;
       if (!stillUnhealthy({ unitActive, alertStillFiring: promFiring, firingSignalled })) {
-        if (!this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
+        if (!patched(PATCH_FAILURES_SURVIVE_RECOVERY)) this.s.consecutiveFailures = 0;
         await this.fx.audit({
           event: AUDIT_EVENTS.recheck,
           decision: 'no-restart',
@@ -306,7 +307,7 @@ class Incident implements IncidentContext {
     reason: string,
     opts: { resetFailures?: boolean; recovered?: boolean },
   ): Promise<'closed'> {
-    if (opts.resetFailures || (opts.recovered && !this.e.patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
+    if (opts.resetFailures || (opts.recovered && !patched(PATCH_FAILURES_SURVIVE_RECOVERY))) {
       this.s.consecutiveFailures = 0;
     }
     await this.fx.audit({ event: AUDIT_EVENTS.incidentClosed, decision: outcome, reason });

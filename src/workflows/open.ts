@@ -1,7 +1,7 @@
 // The opening of an incident: the pending alert becomes an incident (or is dropped for a service no
 // longer configured), validation starts, and with fleet safety the coordinator counts it and flap
 // detection looks at the service's recent incidents. The rest of the incident is incident.ts.
-import { log, sleep } from '@temporalio/workflow';
+import { log, patched, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../policy/duration';
 import { DEFAULT_FLAPPING, failuresInForce, isFlapping, recentIncidents } from '../policy/policy';
 import { AUDIT_EVENTS } from './definitions';
@@ -30,7 +30,7 @@ export async function openIncident(e: EntityState, fx: Effects): Promise<void> {
   }
   const now = e.now();
   // Failures survive a recovery on its own, but not a quiet hour before the next incident.
-  if (e.patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
+  if (patched(PATCH_FAILURES_SURVIVE_RECOVERY)) {
     s.consecutiveFailures = failuresInForce(s.consecutiveFailures, s.lastFailureAt, now);
   }
   s.incidentSeq++;

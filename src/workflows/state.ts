@@ -1,7 +1,7 @@
 // The entity's state: what is carried through continue-as-new (plain JSON), what the message
 // handlers do to it (the `state` query's view of it is view.ts), and the one wait that every step of an incident
 // uses (`waitFor`), which says why it woke.
-import { CancellationScope, condition, log, patched, sleep, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, log, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Phase } from '../policy/policy';
 import {
   AUDIT_EVENTS,
@@ -165,14 +165,6 @@ export class EntityState {
     });
     if (fired) this.clock.fired(until);
   }
-  /**
-   * A patch's decision. Every patch is decided in the run's first task (service.ts), so this is that
-   * cached answer; runs recorded before the decisions moved there find their markers where they were.
-   */
-  patched(id: string): boolean {
-    return patched(id);
-  }
-
   /** The coordinator's last answer for the open incident. */
   fleetAnswer: FleetAnswer | null = null;
 
