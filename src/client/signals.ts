@@ -44,7 +44,7 @@ export async function signalWithStartService<P>(
   service: string,
   signal: SignalDefinition<[P?]>,
   payload: P,
-  input: Partial<Pick<ServiceWorkflowInput, 'fleetReports'>> = {},
+  input: Pick<ServiceWorkflowInput, 'fleetReports'> = {},
 ): Promise<WorkflowHandle> {
   // Set at start so a new workflow is filterable in the Temporal UI before its first task runs.
   const typedSearchAttributes = config.temporal.searchAttributes

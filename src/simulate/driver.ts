@@ -315,6 +315,9 @@ export function fleetNeverActs(config: Config, maxOpen: number): boolean {
 /** Widening of every restart-slot span in the coordinator check: well over the simulated clock's jitter. */
 export const SLOT_CHECK_MARGIN_MS = 5_000;
 
+/** A dependent waits while its dependency has an incident open: only the coordinator knows. */
+const hasDependencies = (config: Config) => config.services.some((s) => (s.dependsOn ?? []).length > 0);
+
 /**
  * Whether the coordinator could hold nothing in this history, judged before running it: no
  * dependencies (a dependent waits while its dependency has an incident open), and no breaker over its
@@ -322,7 +325,7 @@ export const SLOT_CHECK_MARGIN_MS = 5_000;
  * (coordinatorNeverActs); this only avoids a run whose check would fail anyway.
  */
 export function mayGrantAll(config: Config, planned: PlannedHistory, to: number): boolean {
-  if (config.services.some((s) => (s.dependsOn ?? []).length > 0)) return false;
+  if (hasDependencies(config)) return false;
   const spans = [...planned.down.entries()].flatMap(([id, ivs]) =>
     ivs.map((iv) => ({ host: planned.services.get(id)?.host ?? '', start: iv.start, end: Math.min(iv.end, to) })),
   );
@@ -384,7 +387,7 @@ export function slotSpans(records: readonly AuditRecord[], to: number): (Interva
  * excluded before the run (mayGrantAll). Every span is widened by a margin (the clock's jitter).
  */
 export function coordinatorNeverActs(config: Config, records: readonly AuditRecord[], to: number): boolean {
-  if (config.services.some((s) => (s.dependsOn ?? []).length > 0)) return false;
+  if (hasDependencies(config)) return false;
   if (!breakersNeverOver(config, incidentSpans(records, to))) return false;
   const slots = slotSpans(records, to);
   // A restart finds the slots full when as many others are in flight as the limit: so at most the
