@@ -29,6 +29,7 @@ const ONLY_WHEN_NAMED = ['test/cluster'];
 let passed = 0;
 let failed = 0;
 const failures = [];
+const details = [];
 
 function runCommand(label, cmd, args, opts = {}) {
   return new Promise((resolvePromise) => {
@@ -97,6 +98,31 @@ async function runTests(label, files, concurrency) {
   passed += p;
   failed += f;
   for (const m of tap.matchAll(/^\s*not ok \d+ - (.*)$/gm)) failures.push(`${label}: ${m[1]}`);
+  details.push(...failureDetails(tap));
+}
+
+/**
+ * Why each failed test failed, from its TAP diagnostics: location, error and the top of the stack,
+ * a few lines each. Printed last, so a CI log cut to its tail still says why (a suite that failed
+ * only because a test in it failed adds nothing and is left out).
+ */
+function failureDetails(tap, maxLines = 30) {
+  const lines = tap.split('\n');
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)not ok \d+ - (.*)$/.exec(lines[i]);
+    if (!m || lines[i + 1]?.trim() !== '---') continue;
+    const block = [];
+    for (let j = i + 2; j < lines.length && lines[j].trim() !== '...'; j++) block.push(lines[j].slice(m[1].length + 2));
+    if (block.some((l) => l.startsWith("failureType: 'subtestsFailed'"))) continue;
+    const keep = block.filter(
+      (l) => !/^(duration_ms|type|failureType):/.test(l) && !/\(node:|^\s+node:|new (Safe)?Promise|Array\.map/.test(l),
+    );
+    const cut =
+      keep.length > maxLines ? [...keep.slice(0, maxLines), `... (${keep.length - maxLines} more lines)`] : keep;
+    out.push(`  ✖ ${m[2]}\n${cut.map((l) => `      ${l}`).join('\n')}`);
+  }
+  return out;
 }
 
 const started = Date.now();
@@ -129,6 +155,7 @@ await runTests(
 await runTests('integration and end-to-end tests', files.filter(isSerial), 1);
 
 const mins = ((Date.now() - started) / 60000).toFixed(1);
+if (details.length) process.stdout.write('\nWhy:\n' + details.join('\n') + '\n');
 if (failures.length) {
   process.stdout.write('\nFailed:\n' + failures.map((f) => `  - ${f}`).join('\n') + '\n');
 }

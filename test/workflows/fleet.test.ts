@@ -151,10 +151,16 @@ describe('fleet safety (time-skipping server)', () => {
     await c.env.sleep('1m');
     const mf = t.escalations('MassFailure');
     assert.equal(mf.length, 1, 'one escalation for the storm');
-    assert.deepEqual(
-      mf[0].services,
-      svcs.map((s) => `storm/${s}`),
-    );
+    // The page names the services open when the breaker tripped: more than half of the 7 (4), or all 5
+    // if the coordinator saw the fifth incident open in the same step. Which one is a race between the
+    // fifth alert and the coordinator's task (CI once saw 4), so the test does not choose.
+    const paged = mf[0].services as string[];
+    const trip = t.audit().filter((l) => l.host === 'storm' && l.decision === 'trip');
+    assert.equal(trip.length, 1);
+    assert.ok(paged.length >= 4, `the page names at least the 4 that tripped it: ${paged.join(', ')}`);
+    assert.deepEqual(paged, [...paged].sort());
+    for (const s of paged) assert.ok(svcs.map((x) => `storm/${x}`).includes(s), `${s} is one of the storm`);
+    assert.equal(trip[0].reason, `breaker host:storm: ${paged.length} of 7 open`);
     const v = await breakerStatus(c.client, 10_000);
     const host = v!.scopes.find((s) => s.scope === 'host:storm')!;
     assert.equal(host.state, 'open');
