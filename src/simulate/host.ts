@@ -2,7 +2,7 @@
 // recorded, never executed) and control activities that keep everything in memory (no audit log
 // file, no escalation webhook, no Prometheus). Typed as the real activities, so a change to their
 // signatures breaks the build here rather than the simulation at run time.
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createFleetActivities } from '../activities/fleet';
 import type { AuditRecord, ControlActivities, HostActivities, ResolvedService } from '../activities';
 import type { UnitStatus } from '../activities/service-manager';
@@ -10,6 +10,9 @@ import { findService, type Config } from '../config/config';
 import { workflowIdFor } from '../workflows/definitions';
 import { fleetAnswerSignal } from '../workflows/fleet-definitions';
 import { intervalAt, type Interval } from './history';
+
+/** The first attempt of a simulated verification: stands for the time the host's takes. */
+export const SIMULATED_VERIFY_WAIT = 'SimulatedVerifyWait';
 
 /** How the simulated service answers a restart (documented in README "Tune your policy"). */
 export const RECOVERY_MODELS = ['restart-fixes', 'as-recorded'] as const;
@@ -66,6 +69,19 @@ export class HostModel {
     return iv != null && last != null && last >= iv.start;
   }
 
+  /**
+   * A verification that starts at simulation time `simNow`, as the host's would go: the unit must be
+   * up and stay up for `stableMs`, all within `timeoutMs`. Verified after the wait for the service to
+   * come back plus the stable period; failed after the whole timeout.
+   */
+  verification(id: string, simNow: number, timeoutMs: number, stableMs: number): { ok: boolean; tookMs: number } {
+    const iv = this.openInterval(id, simNow - this.offset);
+    const upAfter = iv == null ? 0 : iv.end - (simNow - this.offset);
+    return upAfter + stableMs <= timeoutMs
+      ? { ok: true, tookMs: upAfter + stableMs }
+      : { ok: false, tookMs: timeoutMs };
+  }
+
   /** Whether the service is up within `ms` of simulation time `simNow`. */
   upWithin(id: string, simNow: number, ms: number): boolean {
     const iv = this.openInterval(id, simNow - this.offset);
@@ -115,18 +131,30 @@ export function simulatedHostActivities(config: Config, model: HostModel): HostA
       const after = unitStatus(unit, !model.isDown(input.workflowId, now), starts(input.workflowId));
       return { outcome: 'restarted', unit, before, after, beforeFingerprint: before.invocationId };
     },
+    // Takes the simulated time the host's verification would (the restart slot is held meanwhile, as
+    // in production): the first attempt asks the server to run it again that much later (a retry
+    // delay, which the time-skipping server skips), and the second answers for the verification that
+    // started with the first.
     async verifyService(input) {
-      const now = activityNow();
-      const ok = model.upWithin(input.workflowId, now, input.timeoutMs);
+      const info = Context.current().info;
+      const started = info.scheduledTimestampMs;
+      const { ok, tookMs } = model.verification(input.workflowId, started, input.timeoutMs, input.stableMs);
+      if (info.attempt === 1 && tookMs > 0) {
+        throw ApplicationFailure.create({
+          type: SIMULATED_VERIFY_WAIT,
+          message: `simulated: verifying for ${tookMs} ms`,
+          nextRetryDelay: tookMs,
+        });
+      }
       const status = unitStatus(unitOf(input.host, input.service), ok, starts(input.workflowId));
       return ok
-        ? { ok, reason: 'verified', detail: 'simulated: the service came back', status, elapsedMs: 0 }
+        ? { ok, reason: 'verified', detail: 'simulated: the service came back', status, elapsedMs: tookMs }
         : {
             ok,
             reason: 'not-active',
             detail: `simulated: the recorded alert still fired ${Math.round(input.timeoutMs / 1000)}s after the restart`,
             status,
-            elapsedMs: input.timeoutMs,
+            elapsedMs: tookMs,
           };
     },
   };

@@ -150,12 +150,20 @@ describe('simulate: known answers', { timeout: 180_000 }, () => {
 
   it('as-recorded: a restart does not end an outage early, so verification fails until the alert resolves', async () => {
     const { result, report } = await run('as-recorded');
-    // Restarts at +2, +3 (after the 60 s cooldown) and +4 min all fail verification; the third
-    // failure exceeds maxConsecutiveFailures (2): escalated, held until the resolve at +10 min.
+    // Restarts at +2, +3.5 and +5 min all fail verification, each after the whole verifyTimeout
+    // (90 s, as the host's verification takes: longer than the 60 s cooldown, so each restart follows
+    // the previous failure at once); the third failure exceeds maxConsecutiveFailures (2) at +6.5 min:
+    // escalated, held until the resolve at +10 min.
     const db = svc(report, 'db.service');
     assert.equal(db.restarts, 3);
     assert.equal(db.escalations.ConsecutiveFailures, 1);
-    near(db.heldSeconds, 6 * 60, 'held');
+    near(db.heldSeconds, 3.5 * 60, 'held');
+    const at = (event: string) =>
+      result.records
+        .filter((r) => r.service === 'db.service' && r.event === event)
+        .map((r) => (Date.parse(r.time) - Date.parse('2026-11-02T13:00:00Z')) / 1000);
+    at('restart').forEach((t, i) => near(t, [120, 210, 300][i], `restart ${i + 1}`));
+    at('attempt-finished').forEach((t, i) => near(t, [210, 300, 390][i], `attempt ${i + 1} failed`));
     const first = result.records.find((r) => r.service === 'db.service' && r.event === 'attempt-finished');
     assert.equal(first?.result, 'failure');
     // db.service was down 10 minutes; verification (90 s) after the restart at +2 min cannot see it back.
@@ -164,6 +172,17 @@ describe('simulate: known answers', { timeout: 180_000 }, () => {
     // It closes when the recorded alert resolved, whatever was done.
     assert.ok(Math.abs(Date.parse(closed[0].time) - Date.parse('2026-11-02T13:10:00Z')) < 1_000, closed[0].time);
     assert.equal(closed[0].decision, 'resolved');
+  });
+
+  it("a verification takes the simulated time the host's would: the stable period when the restart fixed it", async () => {
+    // restart-fixes: the service is up at the restart, so verification ends after verifyStableFor
+    // (10 s by default); the restart slot is held meanwhile, as on a real host.
+    const { result } = await run('defaults');
+    const db = result.records.filter((r) => r.service === 'db.service');
+    const restart = db.find((r) => r.event === 'restart')!;
+    const finished = db.find((r) => r.event === 'attempt-finished')!;
+    assert.equal(finished.result, 'success');
+    near((Date.parse(finished.time) - Date.parse(restart.time)) / 1000, 10, 'restart to verified');
   });
 
   it('results are in recorded time', async () => {
