@@ -154,14 +154,31 @@ export interface DeliveredSignal extends PlannedSignal {
  * (`timeoutMs`, none by default) and through `pool` (16 at a time by default; a pool shared by a
  * process's requests caps them all). Throws on the first failure, so callers answer 5xx and the
  * sender retries: repeated signals are harmless by design. An unreachable Temporal is ActionError('unavailable').
+ *
+ * `accepted`: indexes into `signals` that Temporal already accepted (an earlier attempt of the same
+ * delivery): not sent again. Every signal Temporal accepts now is added to it, also after the call
+ * has thrown (a signal under way when another failed or the deadline passed).
  */
 export async function deliverPlan(
   client: Client,
   config: Config,
   signals: readonly PlannedSignal[],
-  opts: { pool?: Pool; timeoutMs?: number | null; input?: Pick<ServiceWorkflowInput, 'fleetReports'> } = {},
+  opts: {
+    pool?: Pool;
+    timeoutMs?: number | null;
+    input?: Pick<ServiceWorkflowInput, 'fleetReports'>;
+    accepted?: Set<number>;
+  } = {},
 ): Promise<DeliveredSignal[]> {
   const pool = opts.pool ?? new Pool(16);
+  const accepted = opts.accepted;
+  const deliverAt = async (i: number): Promise<DeliveredSignal> => {
+    if (accepted?.has(i))
+      return { ...signals[i], note: 'accepted by Temporal during an earlier attempt of this delivery' };
+    const d = await deliver(signals[i]);
+    accepted?.add(i);
+    return d;
+  };
   const deliver = async (s: PlannedSignal): Promise<DeliveredSignal> => {
     if (s.status === 'firing') {
       await signalWithStartService(
@@ -185,5 +202,11 @@ export async function deliverPlan(
       return { ...s, note: 'no workflow for this service: nothing to cancel' };
     }
   };
-  return callTemporal(client, opts.timeoutMs ?? null, () => pool.map(signals, deliver, 16));
+  return callTemporal(client, opts.timeoutMs ?? null, () =>
+    pool.map(
+      signals.map((_, i) => i),
+      deliverAt,
+      16,
+    ),
+  );
 }

@@ -5,6 +5,7 @@ import { Pool } from '../../client/pool';
 import { AUDIT_EVENTS } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
 import { DeliveryRecorder } from '../record';
+import { ResendLedger } from '../resends';
 import { requireToken } from '../auth';
 import { ErrorSchema } from '../schemas/common';
 import { WebhookResponseSchema, WebhookSchema } from '../schemas/webhook';
@@ -16,6 +17,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
   const { config, metrics } = deps;
   // One limit for the whole process: concurrent deliveries queue rather than overload Temporal.
   const pool = new Pool(32);
+  const resends = new ResendLedger();
   const recorder = config.api.recordDeliveries
     ? new DeliveryRecorder(config.api.recordDeliveries, (m) => app.log.error(m))
     : null;
@@ -61,10 +63,19 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
         });
       }
+      const resendKey = plan.signals.length ? ResendLedger.key(plan.signals) : '';
+      const accepted = resends.take(resendKey);
+      if (accepted.size) {
+        request.log.info(
+          { signals: plan.signals.length, acceptedBefore: accepted.size },
+          'a resend of a delivery answered 503: sending only the signals Temporal did not accept',
+        );
+      }
       try {
         const delivered = await deliverPlan(deps.client, config, plan.signals, {
           pool,
           timeoutMs: config.api.temporalTimeoutMs,
+          accepted,
         });
         // Accepted: a replayable input for `selfheal simulate --alerts` (not awaited: never holds a reply).
         void recorder?.record(body);
@@ -83,8 +94,9 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           rejected: plan.rejected.map(shown),
         };
       } catch (err) {
+        resends.keep(resendKey, accepted);
         request.log.error(
-          { err: (err as Error).message, signals: plan.signals.length },
+          { err: (err as Error).message, signals: plan.signals.length, accepted: accepted.size },
           'Temporal did not accept the alerts',
         );
         return reply
