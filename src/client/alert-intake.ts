@@ -155,9 +155,9 @@ export interface DeliveredSignal extends PlannedSignal {
  * process's requests caps them all). Throws on the first failure, so callers answer 5xx and the
  * sender retries: repeated signals are harmless by design. An unreachable Temporal is ActionError('unavailable').
  *
- * `accepted`: indexes into `signals` that Temporal already accepted (an earlier attempt of the same
- * delivery): not sent again. Every signal Temporal accepts now is added to it, also after the call
- * has thrown (a signal under way when another failed or the deadline passed).
+ * `accepted`: indexes into `signals` already handled by an earlier attempt of the same delivery:
+ * not sent again. Every signal handled now is added to it (the call settles only after every signal
+ * under way has: the deadline is each call's own gRPC deadline).
  */
 export async function deliverPlan(
   client: Client,
@@ -173,8 +173,7 @@ export async function deliverPlan(
   const pool = opts.pool ?? new Pool(16);
   const accepted = opts.accepted;
   const deliverAt = async (i: number): Promise<DeliveredSignal> => {
-    if (accepted?.has(i))
-      return { ...signals[i], note: 'accepted by Temporal during an earlier attempt of this delivery' };
+    if (accepted?.has(i)) return { ...signals[i], note: 'handled during an earlier attempt of this delivery' };
     const d = await deliver(signals[i]);
     accepted?.add(i);
     return d;

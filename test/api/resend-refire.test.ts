@@ -1,7 +1,8 @@
-// Review: the resend ledger (src/api/resends.ts) is keyed by the planned signals only, which leave
-// out startsAt and everything that tells one notification from a later one with the same content.
-// A service that resolves and fires again while a 503'd delivery's entry is still in the ledger
-// gets its new firing signal skipped: the API answers 200 and the workflow never hears the alert.
+// The resend ledger (src/api/resends.ts) must never take a new notification for a resend of an old
+// one. Found by review: keyed only by the planned signals (which leave out startsAt), a service that
+// resolved and fired again while a 503'd delivery's entry was still in the ledger had its new firing
+// signal skipped: the API answered 200 and the workflow never heard the alert. The key now holds the
+// alerts as received.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, type WorkflowClientInterceptor } from '@temporalio/client';

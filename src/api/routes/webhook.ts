@@ -63,7 +63,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           detail: JSON.stringify([...plan.rejected, ...plan.ignored].slice(0, 20).map(shown)),
         });
       }
-      const resendKey = plan.signals.length ? ResendLedger.key(plan.signals) : '';
+      const resendKey = plan.signals.length ? ResendLedger.key(body.alerts, plan.signals) : '';
+      const startedAt = Date.now();
       const accepted = resends.take(resendKey);
       if (accepted.size) {
         request.log.info(
@@ -77,6 +78,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           timeoutMs: config.api.temporalTimeoutMs,
           accepted,
         });
+        if (resendKey) resends.succeeded(resendKey);
         // Accepted: a replayable input for `selfheal simulate --alerts` (not awaited: never holds a reply).
         void recorder?.record(body);
         return {
@@ -94,7 +96,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           rejected: plan.rejected.map(shown),
         };
       } catch (err) {
-        resends.keep(resendKey, accepted);
+        if (resendKey) resends.failed(resendKey, accepted, startedAt);
         request.log.error(
           { err: (err as Error).message, signals: plan.signals.length, accepted: accepted.size },
           'Temporal did not accept the alerts',
