@@ -18,7 +18,11 @@ export const SIMULATED_VERIFY_WAIT = 'SimulatedVerifyWait';
 export const RECOVERY_MODELS = ['restart-fixes', 'as-recorded'] as const;
 export type RecoveryModel = (typeof RECOVERY_MODELS)[number];
 
-/** Simulated time of the running activity: when the server scheduled it (workflow time). */
+/**
+ * Simulated time of the running activity: when the server scheduled this attempt (workflow time).
+ * Only for activities that do not retry with a delay: on the test server a retry's attempt is
+ * scheduled at the failure, not after the delay (verifyService reads the first attempt's time).
+ */
 function activityNow(): number {
   return Context.current().info.currentAttemptScheduledTimestampMs;
 }
