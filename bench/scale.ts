@@ -274,6 +274,10 @@ async function stormRun(
     ],
   });
   const config = configFrom(yaml, dir);
+  // SCALE_TEMPORAL_TIMEOUT_MS: the API's api.temporalTimeout (10 s by default) shorter, to provoke
+  // the 503s a loaded machine gives (a request that outlives it after part of it got through).
+  if (process.env.SCALE_TEMPORAL_TIMEOUT_MS)
+    config.api.temporalTimeoutMs = Number(process.env.SCALE_TEMPORAL_TIMEOUT_MS);
   const closers: (() => Promise<unknown>)[] = [];
   try {
     const control = await startControlProcess(dir, yaml);
