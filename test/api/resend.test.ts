@@ -33,6 +33,8 @@ api: { token: ${TOKEN}, adminToken: admin-token-0123456789abc }
 policy: { validationWindow: 6h }
 services:
 ${SERVICES.map((s) => `  - { name: ${s}, host: web1 }`).join('\n')}
+  - { name: a.service, host: web1 }
+  - { name: b.service, host: web1 }
 `,
     dir,
   );
@@ -77,8 +79,8 @@ const post = (payload: unknown) =>
     payload: payload as Record<string, unknown>,
   });
 
-/** Signals each workflow received, read from its history in Temporal. */
-async function signalsIn(service: string): Promise<number> {
+/** The signals a workflow received, by name, read from its history in Temporal. */
+async function signalNames(service: string): Promise<string[]> {
   const h = await env.client.workflow
     .getHandle(workflowIdFor('web1', service))
     .fetchHistory()
@@ -87,9 +89,11 @@ async function signalsIn(service: string): Promise<number> {
       if (err instanceof WorkflowNotFoundError || (err as { code?: number }).code === 5) return null;
       throw err;
     });
-  if (!h) return 0;
-  return (h.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+  return (h?.events ?? [])
+    .map((e) => e.workflowExecutionSignaledEventAttributes?.signalName)
+    .filter((n): n is string => !!n);
 }
+const signalsIn = async (service: string) => (await signalNames(service)).length;
 
 describe('webhook: a resend after a 503', () => {
   const first = body('stalled');
@@ -136,5 +140,50 @@ describe('webhook: a resend after a 503', () => {
     assert.equal((await post(other)).statusCode, 200);
     assert.deepEqual(sent, [workflowIdFor('web1', 'svc8.service')]);
     for (const s of SERVICES) assert.equal(await signalsIn(s), 3, s);
+  });
+});
+
+// Found by review: keyed only by the planned signals (which leave out startsAt), a service that
+// resolved and fired again while a 503'd delivery's entry was still kept had its new firing signal
+// skipped: the API answered 200 and the workflow never heard the alert. The key now holds the
+// alerts as received.
+const alert = (service: string, status: 'firing' | 'resolved', startsAt: string) => ({
+  status,
+  labels: { alertname: 'ServiceDown', service, host: 'web1' },
+  annotations: { summary: 'down' },
+  startsAt,
+});
+const postAlerts = (status: string, alerts: unknown[]) =>
+  post({ version: '4', status, groupKey: '{}:{alertname="ServiceDown"}', alerts });
+
+describe('resend ledger: firing → resolved → firing again', () => {
+  it('a new firing with the same content as a 503 delivery still reaches the workflow', async () => {
+    const t0 = '2026-12-04T23:00:00Z';
+    // 1. a.service and b.service fire; b's signal fails: 503, a's accepted (kept in the ledger).
+    failNext.add(workflowIdFor('web1', 'b.service'));
+    assert.equal(
+      (await postAlerts('firing', [alert('a.service', 'firing', t0), alert('b.service', 'firing', t0)])).statusCode,
+      503,
+    );
+    // 2. Alertmanager retries; b fails again (Temporal still struggling): 503, entry kept again.
+    failNext.add(workflowIdFor('web1', 'b.service'));
+    assert.equal(
+      (await postAlerts('firing', [alert('a.service', 'firing', t0), alert('b.service', 'firing', t0)])).statusCode,
+      503,
+    );
+    // 3. Alertmanager gave up on that notification. Temporal is fine again; a.service resolves.
+    assert.equal(
+      (await postAlerts('firing', [alert('a.service', 'resolved', t0), alert('b.service', 'firing', t0)])).statusCode,
+      200,
+    );
+    // 4. a.service goes down again: a NEW alert (new startsAt), same labels and summary.
+    const t1 = '2026-12-04T23:07:00Z';
+    const res = await postAlerts('firing', [alert('a.service', 'firing', t1), alert('b.service', 'firing', t0)]);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(
+      await signalNames('a.service'),
+      ['alertFiring', 'alertResolved', 'alertFiring'],
+      'a.service fired again after resolving: its workflow must hear it',
+    );
   });
 });
