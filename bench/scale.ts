@@ -214,6 +214,8 @@ async function startControlProcess(
   const out = createWriteStream(logFile);
   const env: NodeJS.ProcessEnv = { ...process.env, SELFHEAL_LOG_LEVEL: 'WARN' };
   for (const k of ['NODE_OPTIONS', 'SELFHEAL_CONFIG', 'SELFHEAL_HOST', 'SELFHEAL_FROM_SOURCE']) delete env[k];
+  // SCALE_WORKER_NODE_OPTIONS: Node options of the control worker only (e.g. a V8 heap limit).
+  if (process.env.SCALE_WORKER_NODE_OPTIONS) env.NODE_OPTIONS = process.env.SCALE_WORKER_NODE_OPTIONS;
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfheal.js'), 'worker', '--control', '-c', cfgFile], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
