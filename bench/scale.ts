@@ -21,7 +21,8 @@
 //
 // SCALE_PARTS=storm,overhead,systemd picks parts (default all); SCALE_STORM (10000), SCALE_CACHES
 // (1000,sdk), SCALE_OVERHEAD (1,100,1000) and SCALE_SYSTEMD (100,300) size them;
-// SCALE_TEMPORAL_TIMEOUT_MS shortens the API's api.temporalTimeout in the storm (to provoke 503s).
+// SCALE_TEMPORAL_TIMEOUT_MS shortens the API's api.temporalTimeout in the storm (to provoke 503s);
+// SCALE_WORKER_NODE_OPTIONS sets the control worker's NODE_OPTIONS (e.g. a V8 heap cap).
 // No timed assertions: every figure is reported; bounds only stop a hung run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync, rmSync } from 'node:fs';
