@@ -12,7 +12,7 @@ import { fleetAnswerSignal } from '../workflows/fleet-definitions';
 import { intervalAt, type Interval } from './history';
 
 /** The first attempt of a simulated verification: stands for the time the host's takes. */
-export const SIMULATED_VERIFY_WAIT = 'SimulatedVerifyWait';
+const SIMULATED_VERIFY_WAIT = 'SimulatedVerifyWait';
 
 /** How the simulated service answers a restart (documented in README "Tune your policy"). */
 export const RECOVERY_MODELS = ['restart-fixes', 'as-recorded'] as const;
@@ -88,8 +88,7 @@ export class HostModel {
 
   /** Whether the service is up within `ms` of simulation time `simNow`. */
   upWithin(id: string, simNow: number, ms: number): boolean {
-    const iv = this.openInterval(id, simNow - this.offset);
-    return iv == null || iv.end <= simNow - this.offset + ms;
+    return this.verification(id, simNow, ms, 0).ok;
   }
 
   /** The last simulation time an activity looked at this service (for local activities, whose clock is local). */
