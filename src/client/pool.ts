@@ -8,13 +8,16 @@ export class Pool {
 
   /** Runs fn once a slot is free; one pool can cap concurrent requests of a whole process. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
+    // A freed slot passes straight to the first waiter (the count stays), so a caller arriving while
+    // that waiter wakes cannot take it too.
     if (this.active >= this.size) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
+    else this.active++;
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 

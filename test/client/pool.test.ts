@@ -62,6 +62,36 @@ describe('Pool', () => {
     assert.equal(settled, 3, 'the calls under way finished before the rejection');
   });
 
+  it('hands a freed slot to the caller already waiting: one arriving while it wakes waits its turn', async () => {
+    // A caller can arrive in any microtask between a slot being freed and the waiter it was freed
+    // for running again; whichever it is, never more than `size` calls may run.
+    for (let depth = 0; depth < 8; depth++) {
+      const pool = new Pool(1);
+      let running = 0;
+      let most = 0;
+      const call = async () => {
+        most = Math.max(most, ++running);
+        await tick();
+        running--;
+      };
+      let finish!: () => void;
+      const first = pool.run(async () => {
+        most = Math.max(most, ++running);
+        await new Promise<void>((r) => (finish = r));
+        running--;
+      });
+      const waiting = pool.run(call);
+      await tick();
+      let late: Promise<void> | undefined;
+      let chain: Promise<unknown> = Promise.resolve();
+      for (let i = 0; i < depth; i++) chain = chain.then(() => undefined);
+      finish();
+      await chain.then(() => (late = pool.run(call)));
+      await Promise.all([first, waiting, late]);
+      assert.equal(most, 1, `a caller arriving ${depth} microtasks after the slot was freed ran beside another`);
+    }
+  });
+
   it('answers an empty list without calling anything', async () => {
     assert.deepEqual(await new Pool(2).map([], () => assert.fail('called')), []);
   });
