@@ -20,7 +20,7 @@
 //             verified, and the time to the last verification.
 //
 // SCALE_PARTS=storm,overhead,systemd picks parts (default all); SCALE_STORM (10000), SCALE_CACHES
-// (1000,sdk), SCALE_OVERHEAD (1,100,1000) and SCALE_SYSTEMD (100,300) size them;
+// (250,sdk: the product default and the SDK's), SCALE_OVERHEAD (1,100,1000) and SCALE_SYSTEMD (100,300) size them;
 // SCALE_TEMPORAL_TIMEOUT_MS shortens the API's api.temporalTimeout in the storm (to provoke 503s);
 // SCALE_WORKER_NODE_OPTIONS sets the control worker's NODE_OPTIONS (e.g. a V8 heap cap).
 // No timed assertions: every figure is reported; bounds only stop a hung run.
@@ -31,12 +31,19 @@ import { getHeapStatistics } from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import { AuditLog, type AuditRecord } from '../src/activities/audit';
+import { SERVICE_COMMANDS_AT_ONCE } from '../src/activities/host';
 import { defaultManagers, type ManagerFactory, type ServiceManager } from '../src/activities/service-manager';
 import { buildApp } from '../src/api/app';
 import { breakerStatus } from '../src/client/breaker';
 import { parseConfig, type Config } from '../src/config/config';
+import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../src/config/schema';
 import { createMetrics } from '../src/metrics/metrics';
-import { createControlWorker, createFleetWorker, createHostWorker } from '../src/worker/workers';
+import {
+  createControlWorker,
+  createFleetWorker,
+  createHostWorker,
+  HOST_ACTIVITIES_AT_ONCE,
+} from '../src/worker/workers';
 import { WORKFLOW_TYPE, alertFiringSignal, stateQuery, workflowIdFor } from '../src/workflows/definitions';
 import { FakeManager } from '../test/helpers/fake-manager';
 import { freePort } from '../test/helpers/ports';
@@ -743,7 +750,7 @@ async function runSystemd(log: (l: string) => void, sizes: number[]): Promise<Sy
   const hosts = Array.from({ length: 10 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const total = sizes.reduce((a, n) => a + n, 0);
   const max = Math.max(...sizes);
-  const limits = `breaker off, maxRestartsInFlight ${max}, per host ${max} (lifted); host worker: 8 activities at once (product constant)`;
+  const limits = `breaker off, maxRestartsInFlight ${max}, per host ${max} (lifted); host worker: ${HOST_ACTIVITIES_AT_ONCE} activities under way, ${SERVICE_COMMANDS_AT_ONCE} systemctl at once (product constants)`;
   let systemd: UserSystemd;
   try {
     systemd = await UserSystemd.start();
@@ -866,11 +873,12 @@ export async function runScaleBench(log: (l: string) => void): Promise<ScaleResu
   const out: ScaleResults = { parts };
   if (parts.includes('storm')) {
     const n = nums(process.env.SCALE_STORM, [10_000])[0];
-    const caches = (process.env.SCALE_CACHES ?? '1000,sdk').split(',').map((c) => c.trim());
+    const product = String(DEFAULT_MAX_CACHED_WORKFLOWS);
+    const caches = (process.env.SCALE_CACHES ?? `${product},sdk`).split(',').map((c) => c.trim());
     out.storm = [];
     for (const c of caches) {
       const cache = c === 'sdk' ? sdkDefaultCache() : Number(c);
-      const label = c === 'sdk' ? `${cache} (SDK default)` : c === '1000' ? '1000 (product default)' : c;
+      const label = c === 'sdk' ? `${cache} (SDK default)` : c === product ? `${c} (product default)` : c;
       log(`  storm: ${n} services, worker cache ${label} (load ${loadavg()})`);
       out.storm.push(await stormRun(log, { services: n, cache, cacheLabel: label, perRequest: 100, inFlight: 10 }));
     }

@@ -53,7 +53,7 @@ describe('config', () => {
     assert.equal(c.temporal.address, 'embedded');
     assert.equal(c.services[0].manager, 'systemd');
     assert.equal(c.services[0].unit, 'a.service');
-    assert.equal(c.worker.maxCachedWorkflows, 1000, 'the worker cache is bounded by default');
+    assert.equal(c.worker.maxCachedWorkflows, 250, 'the worker cache is bounded by default');
     assert.deepEqual(c.alerts.ignoreAlertnames, [
       'SelfHealingExhausted',
       'ConsecutiveFailures',

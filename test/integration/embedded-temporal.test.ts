@@ -106,12 +106,21 @@ describe('selfheal start supervises its embedded Temporal', () => {
     proc = await startSelfheal();
     const pid = serverPid();
     assert.ok(alive(pid), 'the dev server runs, its pid in the state folder');
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('GOMEMLIMIT=400MiB'), 'the embedded server runs with a soft memory limit');
     proc.child.kill('SIGKILL');
     await proc.exited;
     await waitFor(() => !alive(pid), { what: `dev server pid ${pid} to die with selfheal`, timeoutMs: 15_000 });
     proc = await startSelfheal();
     assert.equal((await api('/readyz')).status, 200);
     await alertGetsThrough('a.service');
+  });
+
+  it('keeps the user\'s own GOMEMLIMIT for the embedded server ("off" included), else a 400 MiB soft limit', () => {
+    assert.equal(DevServer.env({ PATH: '/bin' }).GOMEMLIMIT, '400MiB');
+    assert.equal(DevServer.env({ PATH: '/bin' }).PATH, '/bin');
+    assert.equal(DevServer.env({ GOMEMLIMIT: '1GiB' }).GOMEMLIMIT, '1GiB');
+    assert.equal(DevServer.env({ GOMEMLIMIT: 'off' }).GOMEMLIMIT, 'off');
   });
 
   it('stops a dev server an earlier run left behind instead of failing with "port in use"', async () => {
