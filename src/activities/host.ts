@@ -8,7 +8,13 @@ import { Pool } from '../client/pool';
 import { findService, type Config, type ServiceConfig } from '../config/config';
 import { HOST_ERRORS } from '../workflows/definitions';
 import { unitNameProblem } from '../config/names';
-import { activityAttempt, activityHeartbeat, activitySleep, activityWorkflowRunId } from './context';
+import {
+  activityAttempt,
+  activityHeartbeat,
+  activitySleep,
+  activityWorkflowRunId,
+  throwIfActivityCancelled,
+} from './context';
 import {
   defaultManagers,
   ServiceCommandError,
@@ -109,12 +115,17 @@ function takingTurns(factory: ManagerFactory, pool: Pool): ManagerFactory {
   };
 }
 
-/** Runs `fn` when a turn is free; the activity keeps heartbeating while it waits for one. */
+/**
+ * Runs `fn` when a turn is free; the activity keeps heartbeating while it waits for one. An activity
+ * cancelled meanwhile (timed out, or its workflow gave up on it) runs nothing when its turn comes:
+ * the workflow may already have read the attempt as failed and asked again.
+ */
 async function turn<T>(pool: Pool, fn: () => Promise<T>): Promise<T> {
   const beat = setInterval(() => activityHeartbeat({ phase: 'waiting for a service-manager turn' }), 5_000);
   try {
     return await pool.run(() => {
       clearInterval(beat);
+      throwIfActivityCancelled();
       return fn();
     });
   } finally {

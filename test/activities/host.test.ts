@@ -171,3 +171,42 @@ describe('host activities: verification', () => {
     assert.ok(v.elapsedMs < 10_000, `${v.elapsedMs} ms`);
   });
 });
+
+describe('host activities: taking turns for the service manager', () => {
+  it('runs nothing for an activity cancelled while it waited for a turn', async () => {
+    // Eight commands hold every turn; a restart asked for meanwhile is cancelled (the workflow gave up
+    // on it: timed out, or cancelled) before its turn comes. It must not restart the unit when the
+    // turns free up: the workflow may already have read the attempt as failed and tried again.
+    const fake = new FakeManager();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const blocking = {
+      kind: 'fake',
+      status: async (unit: string) => {
+        if (unit === 'b.service') await held;
+        return fake.status(unit);
+      },
+      restart: (unit: string) => fake.restart(unit),
+    };
+    const acts = createHostActivities({
+      config,
+      host: 'h1',
+      managers: () => blocking,
+      stateDir: tempDir('host-state-'),
+    });
+    const holders = Array.from({ length: 8 }, () => runActivity(run('r1'), acts.checkService, ref('b.service')));
+    const env = run('r2');
+    const waiting = runActivity(env, acts.restartService, ref('a.service'));
+    await new Promise((r) => setTimeout(r, 50));
+    env.cancel();
+    release();
+    await Promise.all(holders);
+    await assert.rejects(waiting);
+    assert.equal(fake.restartsOf('a.service'), 0, 'a cancelled activity restarted the unit when its turn came');
+    assert.deepEqual(
+      fake.calls.filter((c) => c.unit === 'a.service'),
+      [],
+      'a cancelled activity ran a command when its turn came',
+    );
+  });
+});
