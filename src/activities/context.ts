@@ -19,13 +19,6 @@ export function activitySleep(ms: number): Promise<void> {
   return ctx ? ctx.sleep(ms) : new Promise((r) => setTimeout(r, ms));
 }
 
-/** Throws if this activity has been cancelled (timed out, or its workflow gave up on it); no-op outside one. */
-export function throwIfActivityCancelled(): void {
-  const signal = current()?.cancellationSignal;
-  if (!signal?.aborted) return;
-  throw signal.reason instanceof Error ? signal.reason : new Error(`activity cancelled: ${String(signal.reason)}`);
-}
-
 export function activityAttempt(): number {
   return current()?.info.attempt ?? 1;
 }

@@ -4,23 +4,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, log } from '@temporalio/activity';
-import { Pool } from '../client/pool';
 import { findService, type Config, type ServiceConfig } from '../config/config';
 import { HOST_ERRORS } from '../workflows/definitions';
 import { unitNameProblem } from '../config/names';
-import {
-  activityAttempt,
-  activityHeartbeat,
-  activitySleep,
-  activityWorkflowRunId,
-  throwIfActivityCancelled,
-} from './context';
+import { activityAttempt, activityHeartbeat, activitySleep, activityWorkflowRunId } from './context';
 import {
   defaultManagers,
   ServiceCommandError,
   startFingerprint,
   type ManagerFactory,
-  type ServiceManager,
   type UnitStatus,
 } from './service-manager';
 
@@ -90,54 +82,8 @@ interface Marker {
 
 const MARKER_TTL_MS = 24 * 3_600_000;
 
-/**
- * Service-manager commands (each a `systemctl` process) one host worker runs at once, however many
- * activities are under way: a verification waits out its stable period between commands without
- * keeping a restart or a check waiting (the worker's activity slots are many more, see workers.ts).
- */
-export const SERVICE_COMMANDS_AT_ONCE = 8;
-
-/** The factory's managers, every command taking a turn in `pool`. */
-function takingTurns(factory: ManagerFactory, pool: Pool): ManagerFactory {
-  const made = new WeakMap<ServiceManager, ServiceManager>();
-  return (kind) => {
-    const m = factory(kind);
-    let g = made.get(m);
-    if (!g) {
-      g = {
-        kind: m.kind,
-        status: (unit) => turn(pool, () => m.status(unit)),
-        restart: (unit) => turn(pool, () => m.restart(unit)),
-      };
-      made.set(m, g);
-    }
-    return g;
-  };
-}
-
-/**
- * Runs `fn` when a turn is free; the activity keeps heartbeating while it waits for one. An activity
- * cancelled meanwhile (timed out, or its workflow gave up on it) runs nothing when its turn comes:
- * the workflow may already have read the attempt as failed and asked again.
- */
-async function turn<T>(pool: Pool, fn: () => Promise<T>): Promise<T> {
-  const beat = setInterval(() => activityHeartbeat({ phase: 'waiting for a service-manager turn' }), 5_000);
-  try {
-    return await pool.run(() => {
-      clearInterval(beat);
-      throwIfActivityCancelled();
-      return fn();
-    });
-  } finally {
-    clearInterval(beat);
-  }
-}
-
 export function createHostActivities(deps: HostActivityDeps) {
-  const managers = takingTurns(
-    deps.managers ?? defaultManagers(undefined, { sudo: deps.config.worker.sudo }),
-    new Pool(SERVICE_COMMANDS_AT_ONCE),
-  );
+  const managers = deps.managers ?? defaultManagers(undefined, { sudo: deps.config.worker.sudo });
   const stateDir = deps.stateDir ?? deps.config.worker.stateDir;
   const markerDir = join(stateDir, 'restart-markers');
   const pollMs = deps.pollIntervalMs ?? 1_000;

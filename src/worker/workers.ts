@@ -85,9 +85,6 @@ function workflowCache(max: number): Pick<WorkerOptions, 'maxCachedWorkflows' | 
   return { maxCachedWorkflows: n, maxConcurrentWorkflowTaskExecutions: n };
 }
 
-/** Host activities one host worker has under way at once (most of them verifications waiting). */
-export const HOST_ACTIVITIES_AT_ONCE = 200;
-
 export interface HostWorkerDeps {
   config: Config;
   connection: NativeConnection;
@@ -109,9 +106,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
       pollIntervalMs: deps.pollIntervalMs,
     }),
     ...(deps.identity ? { identity: deps.identity } : {}),
-    // Activities under way: a verification holds one through its stable period, mostly asleep. The
-    // systemctl processes they run are bounded apart (SERVICE_COMMANDS_AT_ONCE in activities/host.ts),
-    // so a burst never forks dozens of them.
-    maxConcurrentActivityTaskExecutions: HOST_ACTIVITIES_AT_ONCE,
+    // A host runs few restarts at once; never let a burst fork dozens of systemctl processes.
+    maxConcurrentActivityTaskExecutions: 8,
   });
 }
