@@ -3,7 +3,8 @@
 // server, side by side in one run:
 //   ingest: 1-alert webhook requests/s and p50/p99 (real Fastify app, load generator in a child
 //     process) against a raw `client.workflow.signalWithStart` of the same signal at the same
-//     concurrency, rounds interleaved;
+//     concurrency, from this process and from a plain script (the load generator's process with its
+//     own client, as the issue's yardstick asks), rounds interleaved;
 //   storm: N distinct services alerted at once (requests of 100 alerts, all in flight): time until
 //     every request was accepted, and until every workflow is in `validating` (visibility count).
 // The control and host workers (FakeManager) and the API run in this process, as in the webhook bench.
@@ -37,6 +38,9 @@ export interface TargetResult {
   raw: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
   /** Per-round webhook req/s ÷ raw signalWithStart/s. */
   ratio: Spread;
+  /** The raw call from a plain script (the load generator's process, its own client), and the ratio to it. */
+  script: { rounds: IngestRound[]; rps: Spread; p50: Spread; p99: Spread };
+  scriptRatio: Spread;
   storm: {
     services: number;
     requests: number;
@@ -101,8 +105,8 @@ const summary = (rounds: IngestRound[]) => ({
 });
 
 interface Prepared {
-  /** One webhook round then one raw round. */
-  round(): Promise<[IngestRound, IngestRound]>;
+  /** One webhook round, one raw round from this process, one from a plain script. */
+  round(): Promise<[IngestRound, IngestRound, IngestRound]>;
   storm(): Promise<TargetResult['storm']>;
   close(): Promise<void>;
 }
@@ -155,14 +159,29 @@ async function prepare(
     // Warm-up: every ingest workflow started, JIT warm on both paths.
     await loadgen.run(job(ingest.length));
     await raw(100);
-    const round = async (): Promise<[IngestRound, IngestRound]> => {
+    // The same raw call from a plain script: the load generator's process with its own client.
+    const script = (requests: number) =>
+      loadgen.run({
+        ...job(requests),
+        raw: {
+          address: target.address,
+          namespace: 'default',
+          searchAttributes: config.temporal.searchAttributes,
+          services: ingest.map((s) => ({ host: s.host, name: s.name })),
+        },
+      });
+    await script(100);
+    const round = async (): Promise<[IngestRound, IngestRound, IngestRound]> => {
       const w = await loadgen.run(job(opts.requests));
       const wp = percentiles(w.latenciesMs);
       const x = await raw(opts.requests);
       const xp = percentiles(x.latencies);
+      const sc = await script(opts.requests);
+      const sp = percentiles(sc.latenciesMs);
       return [
         { rps: (w.completed / w.elapsedMs) * 1000, p50: wp.p50, p99: wp.p99, errors: w.errors },
         { rps: (x.latencies.length / x.elapsedMs) * 1000, p50: xp.p50, p99: xp.p99, errors: x.errors },
+        { rps: (sc.completed / sc.elapsedMs) * 1000, p50: sp.p50, p99: sp.p99, errors: sc.errors },
       ];
     };
 
@@ -258,12 +277,14 @@ export async function runClusterBench(
       log(`  ${target.name} ready in ${target.startSeconds.toFixed(1)} s (${target.address})`);
       prepared.push(await prepare(target, opts));
     }
-    const rounds = targets.map(() => [] as [IngestRound, IngestRound][]);
+    const rounds = targets.map(() => [] as [IngestRound, IngestRound, IngestRound][]);
     for (let r = 0; r < opts.rounds; r++) {
       for (let i = 0; i < targets.length; i++) {
-        const [w, x] = await prepared[i].round();
-        rounds[i].push([w, x]);
-        log(`  round ${r + 1} ${targets[i].name}: webhook ${w.rps.toFixed(0)}/s, raw ${x.rps.toFixed(0)}/s`);
+        const [w, x, sc] = await prepared[i].round();
+        rounds[i].push([w, x, sc]);
+        log(
+          `  round ${r + 1} ${targets[i].name}: webhook ${w.rps.toFixed(0)}/s, raw ${x.rps.toFixed(0)}/s, script ${sc.rps.toFixed(0)}/s`,
+        );
       }
     }
     const results: TargetResult[] = [];
@@ -274,12 +295,15 @@ export async function runClusterBench(
       );
       const webhookRounds = rounds[i].map(([w]) => w);
       const rawRounds = rounds[i].map(([, x]) => x);
+      const scriptRounds = rounds[i].map(([, , sc]) => sc);
       results.push({
         target: targets[i].name,
         startSeconds: targets[i].startSeconds,
         webhook: summary(webhookRounds),
         raw: summary(rawRounds),
         ratio: spread(webhookRounds.map((w, j) => w.rps / rawRounds[j].rps)),
+        script: summary(scriptRounds),
+        scriptRatio: spread(webhookRounds.map((w, j) => w.rps / scriptRounds[j].rps)),
         storm,
         serverRssMiB: targets[i].rssMiB(),
         databaseRssMiB: targets[i].dbRssMiB(),
@@ -306,6 +330,9 @@ export function renderClusterMarkdown(r: ClusterResults): string {
     `| raw signalWithStart/s | ${r.targets.map((t) => range(t.raw.rps)).join(' | ')} |`,
     `| raw p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.raw.p50)} / ${range(t.raw.p99)}`).join(' | ')} |`,
     `| webhook ÷ raw (per round) | ${r.targets.map((t) => range(t.ratio, (x) => x.toFixed(2))).join(' | ')} |`,
+    `| raw from a plain script (own process and client)/s | ${r.targets.map((t) => (t.script ? range(t.script.rps) : '–')).join(' | ')} |`,
+    `| script p50 / p99 (ms) | ${r.targets.map((t) => (t.script ? `${range(t.script.p50)} / ${range(t.script.p99)}` : '–')).join(' | ')} |`,
+    `| webhook ÷ raw from a script (per round) | ${r.targets.map((t) => (t.scriptRatio ? range(t.scriptRatio, (x) => x.toFixed(2)) : '–')).join(' | ')} |`,
     `| storm: ${r.stormServices} services, all accepted (s) | ${r.targets
       .map(
         (t) =>
@@ -323,7 +350,7 @@ export function renderClusterMarkdown(r: ClusterResults): string {
     `| PostgreSQL PSS after (MiB, postmaster + backends) | ${r.targets.map((t) => t.databaseRssMiB?.toFixed(0) ?? '– (SQLite in the server)').join(' | ')} |`,
   ];
   return [
-    `Both servers up at once; concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds interleaved (dev server webhook, raw, cluster webhook, raw); then one storm on each. Median [min–max] over rounds.`,
+    `Both servers up at once; concurrency ${r.concurrency}, ${r.requestsPerRound} requests a round, ${r.rounds} rounds interleaved (dev server webhook, raw, raw from a script; the same on the cluster); then one storm on each. Median [min–max] over rounds.`,
     '',
     ...lines,
   ].join('\n');

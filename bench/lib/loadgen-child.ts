@@ -1,8 +1,8 @@
 // Child-process entry of the load generator: runs each job it receives over IPC and answers.
-import { runLoad, type LoadJob } from './loadgen';
+import { runLoad, runRaw, type LoadJob } from './loadgen';
 
 process.on('message', (m: { id: number; job: LoadJob }) => {
-  runLoad(m.job).then(
+  (m.job.raw ? runRaw({ ...m.job, raw: m.job.raw }) : runLoad(m.job)).then(
     (result) => process.send?.({ id: m.id, result }),
     (err: unknown) => process.send?.({ id: m.id, error: (err as Error).message }),
   );

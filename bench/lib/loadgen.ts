@@ -4,6 +4,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from '../../src/config/config';
+import { signalWithStartService } from '../../src/client/signals';
+import { alertFiringSignal } from '../../src/workflows/definitions';
 
 export interface LoadJob {
   url: string;
@@ -17,6 +21,11 @@ export interface LoadJob {
   maxMs: number;
   /** Status the caller expects; the first response with another status is kept in `unexpected`. */
   expectStatus?: number;
+  /**
+   * Instead of HTTP: the raw SDK call from this (separate) process, `client.workflow.signalWithStart`
+   * of the one-alert signal the webhook sends, for these services round-robin (`url` and `bodies` unused).
+   */
+  raw?: { address: string; namespace: string; searchAttributes: boolean; services: { host: string; name: string }[] };
 }
 
 export interface LoadResult {
@@ -117,6 +126,61 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     clientCpuMs: (cpu.user + cpu.system) / 1000,
     sampleBody,
     unexpected,
+  };
+}
+
+const rawClients = new Map<string, Promise<Client>>();
+
+/** A job's `raw` calls: a plain script's signal-with-start, closed loop, as runLoad measures HTTP. */
+export async function runRaw(job: LoadJob & { raw: NonNullable<LoadJob['raw']> }): Promise<LoadResult> {
+  const { address, namespace, searchAttributes, services } = job.raw;
+  let pending = rawClients.get(address);
+  if (!pending) {
+    pending = Connection.connect({ address }).then((connection) => new Client({ connection, namespace }));
+    rawClients.set(address, pending);
+  }
+  const client = await pending;
+  // signalWithStartService reads only temporal.searchAttributes of the config.
+  const config = { temporal: { searchAttributes } } as unknown as Config;
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  let firstError: string | null = null;
+  let next = 0;
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + job.maxMs;
+  const loop = async () => {
+    while (next < job.requests && performance.now() < deadline) {
+      const i = next++;
+      const s = services[i % services.length];
+      const t0 = performance.now();
+      try {
+        await signalWithStartService(client, config, s.host, s.name, alertFiringSignal, {
+          alertnames: ['ServiceStalled'],
+          alerts: [{ id: `script-${i}`, name: 'ServiceStalled' }],
+          summary: 'made no progress for 5m',
+        });
+        latenciesMs.push(performance.now() - t0);
+      } catch (err) {
+        errors++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.concurrency }, loop));
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    latenciesMs,
+    statuses: {},
+    errors,
+    firstError,
+    elapsedMs,
+    completed: latenciesMs.length,
+    responseBytes: 0,
+    clientCpuMs: (cpu.user + cpu.system) / 1000,
+    sampleBody: null,
+    unexpected: null,
   };
 }
 
