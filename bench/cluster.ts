@@ -19,7 +19,7 @@ import { createMetrics } from '../src/metrics/metrics';
 import { alertFiringSignal } from '../src/workflows/definitions';
 import { clusterUnavailable } from '../test/helpers/temporal-cluster';
 import { TOKEN, distinctAlertsPayload, fleet, fleetConfig, singleAlertPayload, tempDir } from './lib/fixtures';
-import { LoadGenerator, type LoadJob } from './lib/loadgen';
+import { closedLoop, LoadGenerator, rawAlertPayload, type LoadJob } from './lib/loadgen';
 import { percentiles, spread, type Spread } from './lib/stats';
 import { clusterTarget, devServerTarget, type Target } from './lib/targets';
 import { startBenchWorkers } from './lib/temporal';
@@ -74,29 +74,6 @@ async function listen(app: FastifyInstance): Promise<string> {
   return `http://127.0.0.1:${addr.port}`;
 }
 
-/** `n` calls of `fn(i)`, `concurrency` at a time, closed loop: latencies in ms and elapsed time. */
-async function closedLoop(n: number, concurrency: number, fn: (i: number) => Promise<unknown>) {
-  const latencies: number[] = [];
-  let next = 0;
-  let errors = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) {
-        const i = next++;
-        const s = performance.now();
-        try {
-          await fn(i);
-          latencies.push(performance.now() - s);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  return { latencies, errors, elapsedMs: performance.now() - t0 };
-}
-
 const summary = (rounds: IngestRound[]) => ({
   rounds,
   rps: spread(rounds.map((r) => r.rps)),
@@ -146,15 +123,10 @@ async function prepare(
       expectStatus: 200,
     });
     // The raw SDK call: the same signal-with-start the webhook makes for one alert, nothing else.
-    const payload = (i: number) => ({
-      alertnames: ['ServiceStalled'],
-      alerts: [{ id: `raw-${i}`, name: 'ServiceStalled' }],
-      summary: 'made no progress for 5m',
-    });
     const raw = (n: number) =>
       closedLoop(n, opts.concurrency, (i) => {
         const s = ingest[i % ingest.length];
-        return signalWithStartService(client, config, s.host, s.name, alertFiringSignal, payload(i));
+        return signalWithStartService(client, config, s.host, s.name, alertFiringSignal, rawAlertPayload(`raw-${i}`));
       });
     // Warm-up: every ingest workflow started, JIT warm on both paths.
     await loadgen.run(job(ingest.length));
@@ -330,9 +302,9 @@ export function renderClusterMarkdown(r: ClusterResults): string {
     `| raw signalWithStart/s | ${r.targets.map((t) => range(t.raw.rps)).join(' | ')} |`,
     `| raw p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.raw.p50)} / ${range(t.raw.p99)}`).join(' | ')} |`,
     `| webhook ÷ raw (per round) | ${r.targets.map((t) => range(t.ratio, (x) => x.toFixed(2))).join(' | ')} |`,
-    `| raw from a plain script (own process and client)/s | ${r.targets.map((t) => (t.script ? range(t.script.rps) : '–')).join(' | ')} |`,
-    `| script p50 / p99 (ms) | ${r.targets.map((t) => (t.script ? `${range(t.script.p50)} / ${range(t.script.p99)}` : '–')).join(' | ')} |`,
-    `| webhook ÷ raw from a script (per round) | ${r.targets.map((t) => (t.scriptRatio ? range(t.scriptRatio, (x) => x.toFixed(2)) : '–')).join(' | ')} |`,
+    `| raw from a plain script (own process and client)/s | ${r.targets.map((t) => range(t.script.rps)).join(' | ')} |`,
+    `| script p50 / p99 (ms) | ${r.targets.map((t) => `${range(t.script.p50)} / ${range(t.script.p99)}`).join(' | ')} |`,
+    `| webhook ÷ raw from a script (per round) | ${r.targets.map((t) => range(t.scriptRatio, (x) => x.toFixed(2))).join(' | ')} |`,
     `| storm: ${r.stormServices} services, all accepted (s) | ${r.targets
       .map(
         (t) =>

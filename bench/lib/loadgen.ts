@@ -129,6 +129,47 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   };
 }
 
+/**
+ * `n` calls of `fn(i)`, `concurrency` at a time, closed loop (no new call after `maxMs`): latencies
+ * in ms of the calls that succeeded, the failures, and the elapsed time.
+ */
+export async function closedLoop(
+  n: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+  maxMs = Infinity,
+): Promise<{ latencies: number[]; errors: number; firstError: string | null; elapsedMs: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  let errors = 0;
+  let firstError: string | null = null;
+  const t0 = performance.now();
+  const deadline = t0 + maxMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n && performance.now() < deadline) {
+        const i = next++;
+        const s = performance.now();
+        try {
+          await fn(i);
+          latencies.push(performance.now() - s);
+        } catch (err) {
+          errors++;
+          firstError ??= (err as Error).message;
+        }
+      }
+    }),
+  );
+  return { latencies, errors, firstError, elapsedMs: performance.now() - t0 };
+}
+
+/** The signal the webhook sends for one `ServiceStalled` alert, as the raw SDK calls send it. */
+export const rawAlertPayload = (id: string) => ({
+  alertnames: ['ServiceStalled'],
+  alerts: [{ id, name: 'ServiceStalled' }],
+  summary: 'made no progress for 5m',
+});
+
 const rawClients = new Map<string, Promise<Client>>();
 
 /** A job's `raw` calls: a plain script's signal-with-start, closed loop, as runLoad measures HTTP. */
@@ -142,41 +183,24 @@ export async function runRaw(job: LoadJob & { raw: NonNullable<LoadJob['raw']> }
   const client = await pending;
   // signalWithStartService reads only temporal.searchAttributes of the config.
   const config = { temporal: { searchAttributes } } as unknown as Config;
-  const latenciesMs: number[] = [];
-  let errors = 0;
-  let firstError: string | null = null;
-  let next = 0;
   const cpu0 = process.cpuUsage();
-  const started = performance.now();
-  const deadline = started + job.maxMs;
-  const loop = async () => {
-    while (next < job.requests && performance.now() < deadline) {
-      const i = next++;
+  const r = await closedLoop(
+    job.requests,
+    job.concurrency,
+    (i) => {
       const s = services[i % services.length];
-      const t0 = performance.now();
-      try {
-        await signalWithStartService(client, config, s.host, s.name, alertFiringSignal, {
-          alertnames: ['ServiceStalled'],
-          alerts: [{ id: `script-${i}`, name: 'ServiceStalled' }],
-          summary: 'made no progress for 5m',
-        });
-        latenciesMs.push(performance.now() - t0);
-      } catch (err) {
-        errors++;
-        firstError ??= (err as Error).message;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: job.concurrency }, loop));
-  const elapsedMs = performance.now() - started;
+      return signalWithStartService(client, config, s.host, s.name, alertFiringSignal, rawAlertPayload(`script-${i}`));
+    },
+    job.maxMs,
+  );
   const cpu = process.cpuUsage(cpu0);
   return {
-    latenciesMs,
+    latenciesMs: r.latencies,
     statuses: {},
-    errors,
-    firstError,
-    elapsedMs,
-    completed: latenciesMs.length,
+    errors: r.errors,
+    firstError: r.firstError,
+    elapsedMs: r.elapsedMs,
+    completed: r.latencies.length,
     responseBytes: 0,
     clientCpuMs: (cpu.user + cpu.system) / 1000,
     sampleBody: null,
